@@ -73,7 +73,7 @@ CHILL_MASK_FN int64_t chill_floordiv(int64_t a, int64_t b) {
 
 /* The registry: one enum value per line of list.h. */
 enum {
-#define CHILL_MASK(name, nargs, ...) CHILL_MASK_##name,
+#define CHILL_MASK(name, nargs, arg_names, arg_mins) CHILL_MASK_##name,
 #include "list.h"
 #undef CHILL_MASK
     CHILL_MASK_COUNT

@@ -7,7 +7,9 @@
 #include "chill.h"
 #include "registry.h"
 
-#define CHILL_MASK(name, nargs, ...)                                                  \
+#define CHILL_UNPACK(...) __VA_ARGS__
+
+#define CHILL_MASK(name, nargs, arg_names, arg_mins)                                  \
     static void fill_bias_##name(const int64_t *a, int64_t q, int64_t k0, int n,      \
                                  float *bias) {                                       \
         for (int j = 0; j < n; j++)                                                   \
@@ -17,8 +19,8 @@
 #undef CHILL_MASK
 
 const chill_mask_ops chill_mask_table[CHILL_MASK_COUNT] = {
-#define CHILL_MASK(name, nargs, ...)                                                  \
-    {#name, nargs, {__VA_ARGS__}, chill_##name##_allows, chill_##name##_k_range,      \
+#define CHILL_MASK(name, nargs, arg_names, arg_mins)                                  \
+    {#name, nargs, {CHILL_UNPACK arg_names}, {CHILL_UNPACK arg_mins}, chill_##name##_allows, chill_##name##_k_range,      \
      chill_##name##_q_range, chill_##name##_full_k_range, chill_##name##_may_be_empty, \
      fill_bias_##name},
 #include "list.h"

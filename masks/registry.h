@@ -11,6 +11,7 @@ typedef struct chill_mask_ops {
     const char *name;
     int nargs;
     const char *arg_names[CHILL_MASK_MAX_ARGS];
+    int64_t arg_min[CHILL_MASK_MAX_ARGS]; /* smallest accepted value of each argument */
     bool (*allows)(const int64_t *a, int64_t q, int64_t k);
     chill_range (*k_range)(const int64_t *a, int64_t q, int64_t n_k);
     chill_range (*q_range)(const int64_t *a, int64_t k, int64_t q_lo, int64_t q_hi);
