@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what chilld needs to build and test on Debian/Ubuntu: the C libraries
 # (libmicrohttpd, jansson, libuv, libcurl, Check), promtool for the metrics test,
-# and python3-venv for the tritonclient/perf_analyzer tests. Idempotent: it asks
+# python3-venv for the tritonclient/perf_analyzer tests, and libb64-0d, which
+# the stock perf_analyzer binary links. Idempotent: it asks
 # apt only for the packages that are missing, and does nothing when all are there.
 set -euo pipefail
 
@@ -11,6 +12,7 @@ packages=(
   check libsubunit-dev
   prometheus
   python3 python3-venv curl
+  libb64-0d
 )
 
 missing=()
