@@ -1,0 +1,142 @@
+"""Every HTTP endpoint of the Open Inference Protocol that chilld serves:
+health, server and model metadata, model readiness and config, infer (JSON
+and binary), statistics, the repository index and /metrics, each checked for
+its status and the fields clients rely on; /metrics also through
+`promtool check metrics`."""
+import json
+import subprocess
+
+import numpy as np
+import pytest
+
+import lib
+
+PRESET = "sw-test"
+
+
+@pytest.fixture(scope="module")
+def server():
+    with lib.Chilld({"presets": {PRESET: "sliding_window(8,0)"}}) as s:
+        yield s
+
+
+def model_names(server):
+    status, _, body = server.request("POST", "/v2/repository/index", b"{}", {"Content-Type": "application/json"})
+    assert status == 200, body
+    index = json.loads(body)
+    assert isinstance(index, list)
+    for m in index:
+        assert m["state"] == "READY", m
+    return [m["name"] for m in index]
+
+
+def test_health(server):
+    for path in ("/v2/health/live", "/v2/health/ready"):
+        status, _, _ = server.get(path)
+        assert status == 200, path
+
+
+def test_server_metadata(server):
+    meta = server.get_json("/v2")
+    assert meta["name"] and meta["version"]
+    ext = set(meta["extensions"])
+    assert {"binary_tensor_data", "statistics", "model_repository"} <= ext, ext
+
+
+def test_repository_index_lists_every_mask_and_preset(server):
+    names = model_names(server)
+    assert set(lib.MASKS) | {PRESET} <= set(names), names
+
+
+@pytest.mark.parametrize("model", list(lib.MASKS) + [PRESET])
+def test_model_metadata_ready_config(server, model):
+    meta = server.get_json(f"/v2/models/{model}")
+    assert meta["name"] == model
+    inputs = {t["name"]: t for t in meta["inputs"]}
+    outputs = {t["name"]: t for t in meta["outputs"]}
+    assert {"q", "k", "v"} <= set(inputs), inputs
+    assert "out" in outputs, outputs
+    for t in ("q", "k", "v"):
+        assert len(inputs[t]["shape"]) == 4
+    assert server.get(f"/v2/models/{model}/ready")[0] == 200
+
+    cfg = server.get_json(f"/v2/models/{model}/config")
+    assert cfg["name"] == model
+    assert cfg["max_batch_size"] == 0
+    cin = {t["name"]: t for t in cfg["input"]}
+    assert {"q", "k", "v"} <= set(cin)
+    assert cin["q"]["data_type"].startswith("TYPE_")
+    assert len(cin["q"]["dims"]) == 4
+    assert "out" in {t["name"] for t in cfg["output"]}
+
+
+def test_unknown_model_is_404(server):
+    for path in ("/v2/models/nosuchmask", "/v2/models/nosuchmask/ready", "/v2/models/nosuchmask/config"):
+        status, _, body = server.get(path)
+        assert status == 404, (path, status)
+        assert "nosuchmask" in json.loads(body)["error"]
+
+
+def small_request(rng, dt="FP32"):
+    q, k, v = lib.make_qkv(rng, 1, 2, 2, 8, 8, 16, dt)
+    return q, k, v, [("q", q, dt), ("k", k, dt), ("v", v, dt)]
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_infer_and_stats(server, binary):
+    rng = np.random.default_rng(1 + binary)
+    before = server.get_json("/v2/models/causal/stats")["model_stats"][0]
+    n = 3
+    for _ in range(n):
+        q, k, v, inputs = small_request(rng)
+        status, headers, body = lib.infer(server, "causal", inputs, binary=binary)
+        assert status == 200, body[:300]
+        resp, outs = lib.decode_infer_response(headers, body)
+        assert resp["model_name"] == "causal"
+        assert ("inference-header-content-length" in headers) == binary
+        ref, _ = lib.reference(q, k, v, "causal")
+        assert lib.rel_error(outs["out"], ref) <= lib.TOL["FP32"]
+    after = server.get_json("/v2/models/causal/stats")["model_stats"][0]
+    assert after["name"] == "causal"
+    ok_before = before["inference_stats"]["success"]["count"]
+    assert after["inference_stats"]["success"]["count"] == ok_before + n
+    assert after["inference_stats"]["success"]["ns"] > before["inference_stats"]["success"]["ns"]
+
+
+def test_stats_of_every_model(server):
+    stats = server.get_json("/v2/stats")["model_stats"]
+    assert set(lib.MASKS) <= {m["name"] for m in stats}
+
+
+def test_metrics_text(server):
+    rng = np.random.default_rng(7)
+    _, _, _, inputs = small_request(rng)
+    assert lib.infer(server, "full", inputs)[0] == 200
+    status, headers, body = server.get("/metrics")
+    assert status == 200
+    assert headers["content-type"].startswith("text/plain")
+    series = lib.parse_metrics(body.decode())
+    assert lib.metric_sum(series, "chill_requests_total", model="full") >= 1
+    assert lib.metric_sum(series, "chill_attention_flops_total", model="full") > 0
+    assert lib.metric_sum(series, "chill_request_duration_seconds_count", model="full") >= 1
+
+
+def test_promtool_check_metrics(server):
+    promtool = lib.venv_tool("promtool")
+    if promtool is None:
+        pytest.skip("promtool not installed (deploy/install-deps.sh installs it)")
+    rng = np.random.default_rng(8)
+    for m in lib.MASKS:
+        _, _, _, inputs = small_request(rng, "FP16")
+        params = {"left_context": 2, "right_context": 0} if m == "sliding_window" else \
+            {"context_size": 4, "back_contexts": 1} if m == "chunkwise" else \
+            {"prefix_size": 2} if m == "prefix_lm" else None
+        assert lib.infer(server, m, inputs, params)[0] == 200
+    lib.infer(server, "causal", [("q", np.zeros((1, 1, 1, 3), np.float32), "FP32")])
+    text = server.metrics()
+    r = subprocess.run([promtool, "check", "metrics"], input=text.encode(), capture_output=True, timeout=60)
+    assert r.returncode == 0, (r.stdout + r.stderr).decode()
+
+
+if __name__ == "__main__":
+    lib.run_tests(globals())
