@@ -357,6 +357,14 @@ def metric_sum(series, name, **labels):
     return sum(v for (n, ls), v in series.items() if n == name and want <= ls)
 
 
+def bucket_sum(series, name, le, **labels):
+    """Sum of the name_bucket series with upper bound le (however it is
+    written: "1", "1.0", "1e+00") whose labels include labels."""
+    want = set(labels.items())
+    return sum(v for (n, ls), v in series.items()
+               if n == name + "_bucket" and want <= ls and float(dict(ls)["le"]) == le)
+
+
 def venv_tool(name):
     """A tool from $BUILD/venv/bin or PATH, or None."""
     p = os.path.join(BUILD, "venv", "bin", name)

@@ -1,0 +1,75 @@
+"""Dynamic batching under concurrency: many clients at once, each with its own
+distinct inputs (different lengths too, so packing is varlen), each checking
+its own result against the float64 reference. Batching must never mix
+results, and the batch-size histogram must show that launches of more than
+one request really happened."""
+import threading
+
+import numpy as np
+import pytest
+
+import lib
+
+CLIENTS = 24
+ROUNDS = 3
+
+
+@pytest.fixture(scope="module")
+def server():
+    with lib.Chilld({"batching": {"enabled": True, "max_queue_delay_us": 20000, "max_batch_requests": 64},
+                     "listen": {"threads": 4}}) as s:
+        yield s
+
+
+def client(server, idx, dt, failures):
+    rng = np.random.default_rng(1000 + idx)
+    for r in range(ROUNDS):
+        tq = 1 + (idx * 7 + r) % 12
+        tk = tq + (idx * 3 + r) % 9
+        q, k, v = lib.make_qkv(rng, 1, 4, 2, tq, tk, 32, dt)
+        # distinct per client: a client's own id in its values makes any mix-up visible
+        q = (q + np.asarray(idx / 10, q.dtype)).astype(q.dtype)
+        try:
+            status, headers, body = lib.infer(server, "causal", [("q", q, dt), ("k", k, dt), ("v", v, dt)])
+            if status != 200:
+                failures.append(f"client {idx} round {r}: {status} {body[:200]!r}")
+                continue
+            out = lib.decode_infer_response(headers, body)[1]["out"]
+            ref, _ = lib.reference(q, k, v, "causal")
+            err = lib.rel_error(out, ref)
+            if out.shape != q.shape or err > lib.TOL[dt]:
+                failures.append(f"client {idx} round {r}: shape {out.shape}, rel error {err:.3g}")
+        except Exception as e:  # noqa: BLE001 -- any failure of any client fails the test
+            failures.append(f"client {idx} round {r}: {e!r}")
+
+
+def batch_histogram(server):
+    series = lib.parse_metrics(server.metrics())
+    count = lib.metric_sum(series, "chill_batch_requests_count")
+    single = lib.bucket_sum(series, "chill_batch_requests", 1.0)
+    total = lib.metric_sum(series, "chill_batch_requests_sum")
+    return count, single, total
+
+
+@pytest.mark.parametrize("dt", ["FP16", "FP32"])
+def test_concurrent_clients_get_their_own_results(server, dt):
+    count0, single0, total0 = batch_histogram(server)
+    failures = []
+    threads = [threading.Thread(target=client, args=(server, i, dt, failures)) for i in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120 * lib.SLOW)
+    assert not any(t.is_alive() for t in threads), "a client got no answer in time"
+    assert not failures, "\n".join(failures)
+
+    count, single, total = batch_histogram(server)
+    requests = total - total0
+    assert requests == CLIENTS * ROUNDS, f"the batch histogram counted {requests} requests"
+    launches = count - count0
+    multi = launches - (single - single0)
+    assert multi > 0, f"{launches} launches for {requests} requests, none with more than one request"
+
+
+if __name__ == "__main__":
+    lib.run_tests(globals())

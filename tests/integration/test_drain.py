@@ -1,0 +1,64 @@
+"""Graceful shutdown: SIGTERM, and SIGINT the same, while requests are in
+flight. Every request sent before the signal is answered with its own
+correct result, and chilld exits with code 0 in bounded time."""
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import lib
+
+CLIENTS = 6
+T = 256 if lib.SLOW > 1 else 768
+
+
+def in_flight(server):
+    series = lib.parse_metrics(server.metrics())
+    return lib.metric_sum(series, "chill_requests_in_flight")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_drains_in_flight_requests(sig):
+    server = lib.Chilld({"batching": {"enabled": False}, "devices": {"cpu_threads": 1}})
+    try:
+        rng = np.random.default_rng(int(sig))
+        jobs = []
+        for i in range(CLIENTS):
+            q, k, v = lib.make_qkv(rng, 1, 4, 2, T, T, 64, "FP16")
+            jobs.append({"inputs": [("q", q, "FP16"), ("k", k, "FP16"), ("v", v, "FP16")],
+                         "ref": lib.reference(q, k, v, "causal")[0]})
+
+        def one(job):
+            try:
+                job["result"] = lib.infer(server, "causal", job["inputs"], timeout=120)
+            except Exception as e:  # noqa: BLE001 -- an unanswered request is a failure
+                job["result"] = e
+
+        threads = [threading.Thread(target=one, args=(j,)) for j in jobs]
+        for t in threads:
+            t.start()
+        end = time.monotonic() + 20 * lib.SLOW
+        n = 0
+        while n < CLIENTS and not any("result" in j for j in jobs) and time.monotonic() < end:
+            n = in_flight(server)
+        assert n >= 2, f"only {n} requests were ever in flight together"
+        server.signal(sig)
+        for t in threads:
+            t.join(120 * lib.SLOW)
+        code = server.wait(60)
+        assert code == 0, f"chilld exited with {code} after {sig.name}:\n{server.log_text()}"
+        for i, job in enumerate(jobs):
+            r = job.get("result")
+            assert not isinstance(r, Exception) and r is not None, f"request {i} unanswered: {r!r}"
+            status, headers, body = r
+            assert status == 200, f"request {i}: {status} {body[:200]!r}"
+            out = lib.decode_infer_response(headers, body)[1]["out"]
+            assert lib.rel_error(out, job["ref"]) <= lib.TOL["FP16"]
+    finally:
+        server.kill()
+
+
+if __name__ == "__main__":
+    lib.run_tests(globals())
