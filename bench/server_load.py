@@ -1,0 +1,160 @@
+"""Load for chilld's HTTP infer path, for bench/server.sh and the perf test.
+
+Two drivers with the same shape of result ({"rps", "p50_us", "p99_us",
+"requests", "errors"}):
+
+  perf_analyzer(...)  runs the stock Triton perf_analyzer (binary tensors over
+                      HTTP, fixed concurrency) on input data written here;
+  python_load(...)    the fallback where perf_analyzer cannot run: N threads,
+                      each with a persistent HTTP/1.1 connection, sending the
+                      same binary-extension request back to back.
+
+Run as a script it prints one JSON line:
+  server_load.py --url 127.0.0.1:8000 --model causal --shape 1,8,256,64
+                 --dtype FP16 --concurrency 16 --seconds 5 [--driver auto|perf_analyzer|python]
+"""
+import argparse
+import base64
+import csv
+import http.client
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+
+NP = {"FP32": np.float32, "FP16": np.float16}
+
+
+def make_inputs(shape, dtype, seed=0):
+    """q, k, v of shape [B, H, T, D] (same heads for k and v), random normal."""
+    rng = np.random.default_rng(seed)
+    return [(n, rng.standard_normal(shape).astype(NP[dtype])) for n in ("q", "k", "v")]
+
+
+def find_perf_analyzer():
+    here = os.path.dirname(os.path.abspath(__file__))
+    build = os.environ.get("BUILD", os.path.join(here, "..", "build"))
+    cand = os.path.join(build, "venv", "bin", "perf_analyzer")
+    if not os.access(cand, os.X_OK):
+        cand = shutil.which("perf_analyzer")
+    if cand is None:
+        return None
+    try:
+        r = subprocess.run([cand, "--help"], capture_output=True, timeout=30)
+    except OSError:
+        return None
+    return cand if b"concurrency-range" in r.stdout + r.stderr else None
+
+
+def perf_analyzer(url, model, shape, dtype, concurrency, seconds, pa=None):
+    pa = pa or find_perf_analyzer()
+    if pa is None:
+        raise RuntimeError("perf_analyzer not found or not runnable")
+    tmp = tempfile.mkdtemp(prefix="chilld-pa-")
+    try:
+        data = {"data": [{n: {"b64": base64.b64encode(a.tobytes()).decode(), "shape": list(a.shape)}
+                          for n, a in make_inputs(shape, dtype)}]}
+        data_path = os.path.join(tmp, "inputs.json")
+        with open(data_path, "w") as f:
+            json.dump(data, f)
+        csv_path = os.path.join(tmp, "pa.csv")
+        cmd = [pa, "-m", model, "-u", url, "-i", "http", "--input-data", data_path,
+               "--concurrency-range", f"{concurrency}:{concurrency}",
+               "--measurement-interval", str(int(seconds * 1000)), "--measurement-mode", "time_windows",
+               "--stability-percentage", "100", "--max-trials", "3", "--percentile", "99", "-f", csv_path]
+        r = subprocess.run(cmd, capture_output=True, timeout=120 + 10 * seconds)
+        log = (r.stdout + r.stderr).decode(errors="replace")
+        if r.returncode != 0:
+            raise RuntimeError(f"perf_analyzer exited with {r.returncode}:\n{log[-3000:]}")
+        with open(csv_path) as f:
+            row = next(csv.DictReader(f))
+        return {"driver": "perf_analyzer", "rps": float(row["Inferences/Second"]),
+                "p50_us": float(row["p50 latency"]), "p99_us": float(row["p99 latency"]),
+                "errors": 0, "log": log}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def binary_request(inputs):
+    header = {"inputs": [{"name": n, "shape": list(a.shape), "datatype": "FP16" if a.dtype == np.float16 else "FP32",
+                          "parameters": {"binary_data_size": a.nbytes}} for n, a in inputs],
+              "outputs": [{"name": "out", "parameters": {"binary_data": True}}]}
+    h = json.dumps(header).encode()
+    return h + b"".join(a.tobytes() for _, a in inputs), {
+        "Inference-Header-Content-Length": str(len(h)), "Content-Type": "application/octet-stream"}
+
+
+def python_load(url, model, shape, dtype, concurrency, seconds):
+    host, port = url.rsplit(":", 1)
+    body, headers = binary_request(make_inputs(shape, dtype))
+    path = f"/v2/models/{model}/infer"
+    lat, errors, lock = [], [0], threading.Lock()
+    start = time.monotonic()
+    stop = start + seconds
+
+    def worker():
+        conn = http.client.HTTPConnection(host, int(port), timeout=60)
+        mine, bad = [], 0
+        while time.monotonic() < stop:
+            t0 = time.perf_counter()
+            try:
+                conn.request("POST", path, body, headers)
+                r = conn.getresponse()
+                r.read()
+                ok = r.status == 200
+            except (OSError, http.client.HTTPException):
+                ok = False
+                conn.close()
+                conn = http.client.HTTPConnection(host, int(port), timeout=60)
+            if ok:
+                mine.append(time.perf_counter() - t0)
+            else:
+                bad += 1
+        conn.close()
+        with lock:
+            lat.extend(mine)
+            errors[0] += bad
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - start
+    us = np.asarray(lat) * 1e6
+    return {"driver": "python", "rps": len(lat) / elapsed, "requests": len(lat), "errors": errors[0],
+            "p50_us": float(np.percentile(us, 50)) if len(us) else float("nan"),
+            "p99_us": float(np.percentile(us, 99)) if len(us) else float("nan")}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--url", required=True)
+    ap.add_argument("--model", default="causal")
+    ap.add_argument("--shape", default="1,8,256,64")
+    ap.add_argument("--dtype", default="FP16", choices=sorted(NP))
+    ap.add_argument("--concurrency", type=int, default=1)
+    ap.add_argument("--seconds", type=float, default=5)
+    ap.add_argument("--driver", default="auto", choices=["auto", "perf_analyzer", "python"])
+    a = ap.parse_args()
+    shape = [int(x) for x in a.shape.split(",")]
+    driver = a.driver
+    if driver == "auto":
+        driver = "perf_analyzer" if find_perf_analyzer() else "python"
+    if driver == "perf_analyzer":
+        res = perf_analyzer(a.url, a.model, shape, a.dtype, a.concurrency, a.seconds)
+        res.pop("log")
+    else:
+        res = python_load(a.url, a.model, shape, a.dtype, a.concurrency, a.seconds)
+    print(json.dumps(res))
+    return 0 if res["errors"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""A short run of the stock Triton perf_analyzer against chilld (it reads
+the model metadata, config and statistics, then drives binary infer requests
+at fixed concurrency) must complete with zero errors, and chilld must count
+no failed request. Where perf_analyzer cannot run (no binary; venv.sh
+installs one), the same load is driven by bench/server_load.py's Python client
+and the test says so."""
+import os
+import sys
+
+import pytest
+
+import lib
+
+sys.path.insert(0, os.path.join(lib.ROOT, "bench"))
+import server_load  # noqa: E402
+
+SHAPE = [1, 2, 32, 16]
+
+
+@pytest.fixture(scope="module")
+def server():
+    with lib.Chilld({"batching": {"enabled": True, "max_queue_delay_us": 500}}) as s:
+        yield s
+
+
+def failed_requests(server):
+    series = lib.parse_metrics(server.metrics())
+    return sum(v for (n, ls), v in series.items() if n == "chill_requests_total" and dict(ls).get("code") != "200")
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_load_completes_without_errors(server, concurrency):
+    before = failed_requests(server)
+    seconds = 1.5 * lib.SLOW
+    pa = server_load.find_perf_analyzer()
+    if pa is not None:
+        res = server_load.perf_analyzer(server.url(), "causal", SHAPE, "FP16", concurrency, seconds, pa)
+        assert "error" not in res["log"].lower(), res["log"][-2000:]
+    else:
+        print("perf_analyzer is not runnable here; driving the same load with bench/server_load.py")
+        res = server_load.python_load(server.url(), "causal", SHAPE, "FP16", concurrency, seconds)
+        assert res["requests"] > 0
+    assert res["errors"] == 0, res
+    assert res["rps"] > 0, res
+    assert failed_requests(server) == before, "chilld counted failed requests during the run"
+
+
+if __name__ == "__main__":
+    lib.run_tests(globals())
