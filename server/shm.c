@@ -1,0 +1,461 @@
+/* Shared-memory regions (server/regions.h): Triton's system shared-memory
+ * and CUDA shared-memory extensions.
+ *
+ * A registered region lives in one table under one lock. Each region counts
+ * its references: one for being registered, one per acquired view. Unregister
+ * drops the first; the mapping goes away with the last, so a request that
+ * holds a view keeps reading valid memory even after its client unregistered
+ * the region (the name is free again at once).
+ *
+ * System regions are mmap'd shared (and pinned with cudaHostRegister when
+ * chilld has CUDA, so copies to the GPU run at full speed). Their owner may
+ * truncate the object while we copy from it; the kernel then raises SIGBUS on
+ * the copying thread. Copies go through chill_region_copy(), which arms a
+ * per-thread jump buffer that the SIGBUS handler returns to, and the request
+ * fails with a message instead of the daemon dying. A SIGBUS anywhere else
+ * keeps its default action.
+ *
+ * CUDA regions are a cudaIpcMemHandle opened on its device; views point at
+ * device memory and are handed to the kernels as they are, with no copy. */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifdef CHILL_WITH_CUDA
+#include <cuda_runtime_api.h>
+#endif
+
+#include "log.h"
+#include "regions.h"
+
+#define CHILL_REGION_NAME_MAX 128
+#define CHILL_REGION_KEY_MAX 256
+#define CHILL_CUDA_HANDLE_BYTES 64
+
+struct chill_region {
+    char name[CHILL_REGION_NAME_MAX];
+    char key[CHILL_REGION_KEY_MAX]; /* system: the shm key */
+    uint64_t key_offset;            /* system: where the region starts in the object */
+    int on_device, device;
+    void *map;                      /* system: the mapping; CUDA: the opened IPC pointer */
+    size_t map_len;
+    char *data;                     /* the region's first byte */
+    size_t size;
+    int pinned;
+    int refs;
+    chill_region *next;
+};
+
+static pthread_mutex_t chill_regions_lock = PTHREAD_MUTEX_INITIALIZER;
+static chill_region *chill_regions_list;
+static int chill_regions_allow_system, chill_regions_allow_cuda;
+
+void chill_regions_configure(int allow_system, int allow_cuda) {
+    chill_regions_allow_system = allow_system;
+    chill_regions_allow_cuda = allow_cuda;
+}
+
+/* ---- SIGBUS-safe copies ---------------------------------------------------- */
+
+static __thread sigjmp_buf *volatile chill_bus_jump;
+static pthread_once_t chill_bus_once = PTHREAD_ONCE_INIT;
+
+static void chill_bus_handler(int sig) {
+    if (chill_bus_jump)
+        siglongjmp(*chill_bus_jump, 1);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void chill_bus_install(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = chill_bus_handler;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, NULL);
+}
+
+static int chill_region_copy(const chill_region_view *v, void *dst, const void *src, size_t size, const char *what,
+                             char *err, size_t errlen) {
+    if (v->on_device) {
+        snprintf(err, errlen, "region %s is CUDA shared memory: its tensors are used on the device, not copied",
+                 v->region->name);
+        return -1;
+    }
+    if (size > v->size) {
+        snprintf(err, errlen, "%s %zu bytes of region %s where the view has %zu", what, size, v->region->name, v->size);
+        return -1;
+    }
+    sigjmp_buf jump;
+    if (sigsetjmp(jump, 1)) {
+        chill_bus_jump = NULL;
+        snprintf(err, errlen,
+                 "shared-memory region %s (key %s) was truncated by its owner while chilld %s it; "
+                 "keep the object at least offset + byte_size bytes long while it is registered",
+                 v->region->name, v->region->key, what);
+        return -1;
+    }
+    chill_bus_jump = &jump;
+    memcpy(dst, src, size);
+    chill_bus_jump = NULL;
+    return 0;
+}
+
+int chill_region_read(const chill_region_view *view, void *dst, size_t size, char *err, size_t errlen) {
+    return chill_region_copy(view, dst, view->ptr, size, "read", err, errlen);
+}
+
+int chill_region_write(const chill_region_view *view, const void *src, size_t size, char *err, size_t errlen) {
+    return chill_region_copy(view, view->ptr, src, size, "wrote", err, errlen);
+}
+
+/* ---- the table -------------------------------------------------------------- */
+
+static chill_region *chill_region_find(const char *name) {
+    for (chill_region *r = chill_regions_list; r; r = r->next)
+        if (strcmp(r->name, name) == 0)
+            return r;
+    return NULL;
+}
+
+static void chill_region_unmap(chill_region *r) {
+#ifdef CHILL_WITH_CUDA
+    if (r->on_device) {
+        int prev;
+        cudaGetDevice(&prev);
+        cudaSetDevice(r->device);
+        cudaIpcCloseMemHandle(r->map);
+        cudaSetDevice(prev);
+    }
+    if (r->pinned)
+        cudaHostUnregister(r->map);
+#endif
+    if (!r->on_device)
+        munmap(r->map, r->map_len);
+    chill_log(CHILL_LOG_INFO, "region_unmapped", "name=%s bytes=%zu", r->name, r->size);
+    free(r);
+}
+
+/* Drops one reference; unmaps on the last. Called with the lock held. */
+static void chill_region_unref(chill_region *r) {
+    if (--r->refs == 0)
+        chill_region_unmap(r);
+}
+
+static void chill_region_unlink(chill_region *r) {
+    for (chill_region **p = &chill_regions_list; *p; p = &(*p)->next)
+        if (*p == r) {
+            *p = r->next;
+            break;
+        }
+    chill_log(CHILL_LOG_INFO, "region_unregistered", "name=%s in_use=%d", r->name, r->refs - 1);
+    chill_region_unref(r);
+}
+
+int chill_region_acquire(const char *name, uint64_t offset, uint64_t size, chill_region_view *view, char *err,
+                         size_t errlen) {
+    memset(view, 0, sizeof *view);
+    pthread_mutex_lock(&chill_regions_lock);
+    chill_region *r = chill_region_find(name);
+    int rc = -1;
+    if (!r)
+        snprintf(err, errlen, "shared-memory region \"%s\" is not registered", name);
+    else if (offset > r->size || size > r->size - offset)
+        snprintf(err, errlen,
+                 "shared_memory_offset %llu + shared_memory_byte_size %llu lies outside region %s, which has %zu bytes",
+                 (unsigned long long)offset, (unsigned long long)size, name, r->size);
+    else {
+        r->refs++;
+        *view = (chill_region_view){r, r->data + offset, (size_t)size, r->on_device, r->device};
+        rc = 0;
+    }
+    pthread_mutex_unlock(&chill_regions_lock);
+    return rc;
+}
+
+void chill_region_release(chill_region_view *view) {
+    if (!view->region)
+        return;
+    pthread_mutex_lock(&chill_regions_lock);
+    chill_region_unref(view->region);
+    pthread_mutex_unlock(&chill_regions_lock);
+    view->region = NULL;
+}
+
+void chill_regions_shutdown(void) {
+    pthread_mutex_lock(&chill_regions_lock);
+    while (chill_regions_list)
+        chill_region_unlink(chill_regions_list);
+    pthread_mutex_unlock(&chill_regions_lock);
+}
+
+/* ---- registration ---------------------------------------------------------- */
+
+/* Maps [offset, offset + size) of the shm object key. 0, or an HTTP status. */
+static int chill_region_map_system(chill_region *r, char *err, size_t errlen) {
+    int fd = shm_open(r->key, O_RDWR, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot open shared-memory key %s: %s", r->key, strerror(errno));
+        return 400;
+    }
+    struct stat st;
+    int status = 0;
+    if (fstat(fd, &st) != 0 || (uint64_t)st.st_size < r->key_offset ||
+        (uint64_t)st.st_size - r->key_offset < r->size) {
+        snprintf(err, errlen, "shared-memory object %s has %lld bytes; offset %llu + byte_size %zu does not fit",
+                 r->key, (long long)st.st_size, (unsigned long long)r->key_offset, r->size);
+        status = 400;
+    } else {
+        uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE), start = r->key_offset / page * page;
+        r->map_len = r->size + (size_t)(r->key_offset - start);
+        r->map = mmap(NULL, r->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)start);
+        if (r->map == MAP_FAILED) {
+            snprintf(err, errlen, "cannot map %zu bytes of %s: %s", r->size, r->key, strerror(errno));
+            status = 500;
+        } else {
+            r->data = (char *)r->map + (r->key_offset - start);
+        }
+    }
+    close(fd);
+#ifdef CHILL_WITH_CUDA
+    int n = 0;
+    if (status == 0 && cudaGetDeviceCount(&n) == cudaSuccess && n > 0)
+        r->pinned = cudaHostRegister(r->map, r->map_len, cudaHostRegisterDefault) == cudaSuccess;
+    if (status == 0 && n > 0 && !r->pinned) {
+        cudaGetLastError();
+        chill_log(CHILL_LOG_WARN, "region_not_pinned", "name=%s bytes=%zu", r->name, r->size);
+    }
+#endif
+    return status;
+}
+
+static int chill_b64_value(int c) {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+' || c == '-') return 62;
+    if (c == '/' || c == '_') return 63;
+    return -1;
+}
+
+/* Decodes base64 (standard or URL alphabet, padding optional); the byte count, or -1. */
+static int chill_b64_decode(const char *s, unsigned char *out, size_t cap) {
+    size_t n = 0;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (; *s && *s != '='; s++) {
+        int v = chill_b64_value((unsigned char)*s);
+        if (v < 0)
+            return -1;
+        acc = acc << 6 | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (n == cap)
+                return -1;
+            out[n++] = (unsigned char)(acc >> bits);
+        }
+    }
+    return (int)n;
+}
+
+static int chill_region_map_cuda(chill_region *r, const char *b64, char *err, size_t errlen) {
+    unsigned char handle[CHILL_CUDA_HANDLE_BYTES];
+    if (chill_b64_decode(b64, handle, sizeof handle) != CHILL_CUDA_HANDLE_BYTES) {
+        snprintf(err, errlen, "raw_handle.b64 must be the base64 of a %d-byte cudaIpcMemHandle_t",
+                 CHILL_CUDA_HANDLE_BYTES);
+        return 400;
+    }
+#ifdef CHILL_WITH_CUDA
+    int n = 0, prev = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess || r->device >= n) {
+        cudaGetLastError();
+        snprintf(err, errlen, "device_id %d: this chilld sees %d GPU(s)", r->device, n);
+        return 400;
+    }
+    cudaIpcMemHandle_t h;
+    memcpy(&h, handle, sizeof h);
+    cudaGetDevice(&prev);
+    cudaSetDevice(r->device);
+    cudaError_t e = cudaIpcOpenMemHandle(&r->map, h, cudaIpcMemLazyEnablePeerAccess);
+    cudaSetDevice(prev);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        snprintf(err, errlen, "cudaIpcOpenMemHandle on device %d failed: %s (a handle from another process on this machine is needed)",
+                 r->device, cudaGetErrorString(e));
+        return 400;
+    }
+    r->data = r->map;
+    return 0;
+#else
+    snprintf(err, errlen, "CUDA shared memory on device %d needs chilld built with CUDA and a GPU; this one has neither",
+             r->device);
+    return 400;
+#endif
+}
+
+static int chill_regions_fail(char **response, int status, const char *fmt, const char *a, const char *b) {
+    char msg[768];
+    snprintf(msg, sizeof msg, fmt, a, b);
+    json_t *j = json_pack("{s:s}", "error", msg);
+    *response = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    return status;
+}
+
+static int chill_regions_ok(char **response, json_t *j) {
+    *response = json_dumps(j ? j : json_object(), JSON_COMPACT);
+    json_decref(j);
+    return 200;
+}
+
+/* A non-negative integer member; -1 when absent or of the wrong type. */
+static int chill_json_u64(json_t *o, const char *key, uint64_t *v) {
+    json_t *j = json_object_get(o, key);
+    if (!json_is_integer(j) || json_integer_value(j) < 0)
+        return -1;
+    *v = (uint64_t)json_integer_value(j);
+    return 0;
+}
+
+static int chill_regions_register(int cuda, const char *name, json_t *body, char **response) {
+    if (!(cuda ? chill_regions_allow_cuda : chill_regions_allow_system))
+        return chill_regions_fail(response, 403,
+                                  "%s shared-memory registration is off in this chilld's config (shared_memory.%s)",
+                                  cuda ? "CUDA" : "system", cuda ? "cuda" : "system");
+    if (strlen(name) >= CHILL_REGION_NAME_MAX || !name[0])
+        return chill_regions_fail(response, 400, "region name \"%.128s\": 1 to %s bytes are accepted", name, "127");
+    chill_region *r = calloc(1, sizeof *r);
+    if (!r)
+        return chill_regions_fail(response, 500, "out of memory registering %s%s", name, "");
+    snprintf(r->name, sizeof r->name, "%s", name);
+    r->on_device = cuda;
+    uint64_t size = 0, dev = 0;
+    const char *key = json_string_value(json_object_get(body, "key"));
+    const char *b64 = json_string_value(json_object_get(json_object_get(body, "raw_handle"), "b64"));
+    char err[512] = "";
+    int status = 0;
+    if (chill_json_u64(body, "byte_size", &size) != 0 || size == 0)
+        status = chill_regions_fail(response, 400, "register %s: byte_size must be a positive integer%s", name, "");
+    else if (!cuda && (!key || strlen(key) >= CHILL_REGION_KEY_MAX))
+        status = chill_regions_fail(response, 400, "register %s: key must be a shm key string (\"/name\") shorter than %s bytes", name, "256");
+    else if (!cuda && json_object_get(body, "offset") && chill_json_u64(body, "offset", &r->key_offset) != 0)
+        status = chill_regions_fail(response, 400, "register %s: offset must be a non-negative integer%s", name, "");
+    else if (cuda && (!b64 || (json_object_get(body, "device_id") && chill_json_u64(body, "device_id", &dev) != 0)))
+        status = chill_regions_fail(response, 400, "register %s: needs raw_handle {\"b64\": ...} and device_id >= 0%s", name, "");
+    if (status) {
+        free(r);
+        return status;
+    }
+    r->size = (size_t)size;
+    r->device = (int)dev;
+    if (key)
+        snprintf(r->key, sizeof r->key, "%s", key);
+    pthread_mutex_lock(&chill_regions_lock);
+    if (chill_region_find(name)) {
+        pthread_mutex_unlock(&chill_regions_lock);
+        free(r);
+        return chill_regions_fail(response, 400, "region %s is already registered; unregister it first%s", name, "");
+    }
+    pthread_once(&chill_bus_once, chill_bus_install);
+    status = cuda ? chill_region_map_cuda(r, b64, err, sizeof err) : chill_region_map_system(r, err, sizeof err);
+    if (status == 0) {
+        r->refs = 1;
+        r->next = chill_regions_list;
+        chill_regions_list = r;
+        chill_log(CHILL_LOG_INFO, "region_registered", "name=%s kind=%s key=%s bytes=%zu device=%d pinned=%d", name,
+                  cuda ? "cuda" : "system", cuda ? "-" : r->key, r->size, r->device, r->pinned);
+    }
+    pthread_mutex_unlock(&chill_regions_lock);
+    if (status) {
+        free(r);
+        return chill_regions_fail(response, status, "register %s: %s", name, err);
+    }
+    return chill_regions_ok(response, NULL);
+}
+
+/* Unregisters name, or every region of the kind when name is NULL. */
+static int chill_regions_unregister(int cuda, const char *name, char **response) {
+    pthread_mutex_lock(&chill_regions_lock);
+    int found = 0;
+    for (chill_region *r = chill_regions_list, *next; r; r = next) {
+        next = r->next;
+        if (r->on_device == cuda && (!name || strcmp(r->name, name) == 0)) {
+            chill_region_unlink(r);
+            found = 1;
+        }
+    }
+    pthread_mutex_unlock(&chill_regions_lock);
+    if (name && !found)
+        return chill_regions_fail(response, 404, "unregister: no %s shared-memory region named %s",
+                                  cuda ? "CUDA" : "system", name);
+    return chill_regions_ok(response, NULL);
+}
+
+static int chill_regions_status(int cuda, const char *name, char **response) {
+    json_t *list = json_array();
+    pthread_mutex_lock(&chill_regions_lock);
+    for (chill_region *r = chill_regions_list; r; r = r->next) {
+        if (r->on_device != cuda || (name && strcmp(r->name, name) != 0))
+            continue;
+        json_t *o = cuda ? json_pack("{s:s,s:i,s:I}", "name", r->name, "device_id", r->device, "byte_size",
+                                     (json_int_t)r->size)
+                         : json_pack("{s:s,s:s,s:I,s:I}", "name", r->name, "key", r->key, "offset",
+                                     (json_int_t)r->key_offset, "byte_size", (json_int_t)r->size);
+        json_array_append_new(list, o);
+    }
+    pthread_mutex_unlock(&chill_regions_lock);
+    if (name && json_array_size(list) == 0) {
+        json_decref(list);
+        return chill_regions_fail(response, 404, "no %s shared-memory region named %s", cuda ? "CUDA" : "system", name);
+    }
+    return chill_regions_ok(response, list);
+}
+
+/* /v2/{systemsharedmemory,cudasharedmemory}/[region/{name}/]{register,unregister,status} */
+int chill_regions_http(const char *method, const char *path, const char *body, size_t body_len, char **response) {
+    static const char *prefix[2] = {"/v2/systemsharedmemory/", "/v2/cudasharedmemory/"};
+    int cuda = strncmp(path, prefix[1], strlen(prefix[1])) == 0;
+    if (!cuda && strncmp(path, prefix[0], strlen(prefix[0])) != 0)
+        return chill_regions_fail(response, 404, "no such endpoint: %s%s", path, "");
+    const char *rest = path + strlen(prefix[cuda]);
+    char name[CHILL_REGION_NAME_MAX + 1] = "", action[32] = "";
+    if (strncmp(rest, "region/", 7) == 0) {
+        const char *slash = strrchr(rest + 7, '/');
+        size_t n = slash ? (size_t)(slash - rest - 7) : 0;
+        if (!slash || n == 0 || n > CHILL_REGION_NAME_MAX || strchr(rest + 7, '/') != slash)
+            return chill_regions_fail(response, 404, "no such endpoint: %s (expected .../region/NAME/ACTION)%s", path, "");
+        memcpy(name, rest + 7, n);
+        rest = slash + 1;
+    }
+    snprintf(action, sizeof action, "%s", rest);
+    const char *want = strcmp(action, "status") == 0 ? "GET" : "POST";
+    if (strcmp(action, "status") != 0 && strcmp(action, "register") != 0 && strcmp(action, "unregister") != 0)
+        return chill_regions_fail(response, 404, "no such endpoint: %s (actions: register, unregister, status)%s", path, "");
+    if (strcmp(method, want) != 0)
+        return chill_regions_fail(response, 405, "%s takes %s", path, want);
+    if (strcmp(action, "status") == 0)
+        return chill_regions_status(cuda, name[0] ? name : NULL, response);
+    if (strcmp(action, "unregister") == 0)
+        return chill_regions_unregister(cuda, name[0] ? name : NULL, response);
+    if (!name[0])
+        return chill_regions_fail(response, 404, "register needs a region name: %sregion/NAME/register%s", prefix[cuda], "");
+    json_error_t je;
+    json_t *j = json_loadb(body ? body : "", body_len, 0, &je);
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return chill_regions_fail(response, 400, "register %s: the body must be a JSON object (%s)", name, je.text);
+    }
+    int status = chill_regions_register(cuda, name, j, response);
+    json_decref(j);
+    return status;
+}
