@@ -8,6 +8,11 @@
 
 static const chill_cmd commands[] = {
     {"mask", chillctl_mask_usage, chillctl_mask},
+    {"health", chillctl_health_usage, chillctl_health},
+    {"models", chillctl_models_usage, chillctl_models},
+    {"infer", chillctl_infer_usage, chillctl_infer},
+    {"bench", chillctl_bench_usage, chillctl_bench},
+    {"tune", chillctl_tune_usage, chillctl_tune},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
