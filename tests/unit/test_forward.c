@@ -1,0 +1,366 @@
+/* The CPU kernel against the float64 reference (tests/ref): randomized
+ * shapes, every registered mask with several argument sets, all three dtypes,
+ * decode (T = 1), lengths that are no multiple of a tile, query offsets,
+ * per-sequence lengths, packed sequences, GQA and MQA, every head_dim class,
+ * strided layouts, rows with no key, each instruction-set variant, and one
+ * thread against several. The output is poisoned with NaN before each run and
+ * nothing outside the tensors may change. Each run prints its seed on failure;
+ * CHILL_TEST_SEED=<n> replays one. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "chill.h"
+#include "cpu/cpu.h"
+#include "ref/ref.h"
+
+enum layout { BHTD, BTHD, GAPPED };
+
+typedef struct spec {
+    chill_dtype dtype;
+    int64_t batch, hq, hkv, tq, tk, dim;
+    enum layout layout;
+    int packed;            /* cu_seqlens with random sequence lengths */
+    int lens;              /* seq_lens_q / seq_lens_k, random, 0 included */
+    int64_t q_offset;
+    chill_mask mask;
+    float sm_scale;
+} spec;
+
+/* Each test (a process of its own) starts from one seed and counts up, so
+ * that first seed replays the whole test. */
+static uint64_t first_seed;
+
+static uint64_t next_seed(void) {
+    static uint64_t seed;
+    if (first_seed == 0) {
+        const char *env = getenv("CHILL_TEST_SEED");
+        first_seed = env != NULL ? strtoull(env, NULL, 0) : (uint64_t)time(NULL) * 2654435761u + (uint64_t)clock();
+        seed = first_seed;
+    }
+    return seed++;
+}
+
+static double tolerance(chill_dtype t) { return t == CHILL_F32 ? 1e-5 : t == CHILL_F16 ? 2e-3 : 1e-2; }
+
+static void set_strides(chill_tensor *t, enum layout layout, int64_t h, int64_t n, int64_t d) {
+    if (layout == BTHD) {
+        t->stride[0] = n * h * d, t->stride[1] = d, t->stride[2] = h * d;
+    } else if (layout == GAPPED) {
+        t->stride[2] = d + 8, t->stride[1] = (n + 1) * (d + 8), t->stride[0] = h * (n + 1) * (d + 8) + 3;
+    }
+}
+
+static int32_t *random_lengths(int64_t batch, int64_t max, uint64_t *rng) {
+    int32_t *l = malloc((size_t)batch * sizeof *l);
+    for (int64_t b = 0; b < batch; b++)
+        l[b] = (int32_t)(chill_ref_rand(rng) % (uint64_t)(max + 1));
+    return l;
+}
+
+/* cu[0] = 0, then random sequence lengths in [0, max]; *total gets cu[batch]. */
+static int32_t *random_offsets(int64_t batch, int64_t max, int64_t *total, uint64_t *rng) {
+    int32_t *cu = malloc((size_t)(batch + 1) * sizeof *cu);
+    cu[0] = 0;
+    for (int64_t b = 0; b < batch; b++)
+        cu[b + 1] = cu[b] + (int32_t)(chill_ref_rand(rng) % (uint64_t)(max + 1));
+    *total = cu[batch];
+    return cu;
+}
+
+static void *alloc_tensor(const chill_params *p, char which, size_t *n, uint64_t *rng) {
+    chill_dtype t = which == 'l' ? CHILL_F32 : p->dtype;
+    size_t es = which == 'l' ? sizeof(float) : chill_dtype_size(t);
+    *n = chill_ref_span(p, which) + 40; /* slack past the end catches overruns */
+    void *data = malloc(*n * es);
+    if (which == 'o' || which == 'l')
+        chill_ref_poison(data, t, *n);
+    else
+        chill_ref_fill(data, t, *n, rng);
+    return data;
+}
+
+/* Builds the call s describes, runs it with 1 and with 3 threads, and checks
+ * out, lse and the untouched surroundings against the reference. */
+static void check_spec(spec s) {
+    uint64_t seed = next_seed(), rng = seed;
+    chill_params p;
+    chill_params_init(&p);
+    p.dtype = s.dtype;
+    p.batch = s.batch, p.heads_q = s.hq, p.heads_kv = s.hkv, p.head_dim = s.dim;
+    p.seq_q = s.tq, p.seq_k = s.tk;
+    p.q_offset = s.q_offset;
+    p.mask = s.mask;
+    p.sm_scale = s.sm_scale;
+    int32_t *cu_q = NULL, *cu_k = NULL, *len_q = NULL, *len_k = NULL;
+    if (s.packed) {
+        int64_t total_q, total_k;
+        cu_q = random_offsets(s.batch, s.tq, &total_q, &rng);
+        cu_k = random_offsets(s.batch, s.tk, &total_k, &rng);
+        p.seq_q = total_q + 3; /* rows after the last sequence: owned by none */
+        p.seq_k = total_k + 1;
+        p.cu_seqlens_q = cu_q, p.cu_seqlens_k = cu_k;
+    } else if (s.lens) {
+        len_q = random_lengths(s.batch, s.tq, &rng);
+        len_k = random_lengths(s.batch, s.tk, &rng);
+        p.seq_lens_q = len_q, p.seq_lens_k = len_k;
+    }
+    set_strides(&p.q, s.layout, p.heads_q, p.seq_q, p.head_dim);
+    set_strides(&p.out, s.layout, p.heads_q, p.seq_q, p.head_dim);
+    set_strides(&p.k, s.layout, p.heads_kv, p.seq_k, p.head_dim);
+    set_strides(&p.v, s.layout, p.heads_kv, p.seq_k, p.head_dim);
+    set_strides(&p.lse, s.layout, p.heads_q, p.seq_q, 1);
+
+    size_t nq, nk, nv, no, nl;
+    p.q.data = alloc_tensor(&p, 'q', &nq, &rng);
+    p.k.data = alloc_tensor(&p, 'k', &nk, &rng);
+    p.v.data = alloc_tensor(&p, 'v', &nv, &rng);
+    p.out.data = alloc_tensor(&p, 'o', &no, &rng);
+    p.lse.data = alloc_tensor(&p, 'l', &nl, &rng);
+    double *ref = calloc(no, sizeof *ref), *ref_lse = calloc(nl, sizeof *ref_lse);
+    chill_ref_forward(&p, ref, ref_lse);
+
+    char what[300];
+    snprintf(what, sizeof what,
+             "CHILL_TEST_SEED=%llu (data seed %llu): %s %s(%lld,%lld) B%lld Hq%lld Hkv%lld Tq%lld Tk%lld D%lld layout %d packed %d lens %d "
+             "q_offset %lld sm_scale %g isa %s",
+             (unsigned long long)first_seed, (unsigned long long)seed, chill_dtype_name(p.dtype), chill_mask_name(p.mask.type),
+             (long long)p.mask.arg[0], (long long)p.mask.arg[1], (long long)p.batch, (long long)p.heads_q,
+             (long long)p.heads_kv, (long long)p.seq_q, (long long)p.seq_k, (long long)p.head_dim, s.layout, s.packed,
+             s.lens, (long long)(p.q_offset == CHILL_Q_OFFSET_AUTO ? -999999 : p.q_offset), (double)p.sm_scale,
+             chill_cpu_isa_current()->name);
+    const int threads[] = {1, 3};
+    for (int t = 0; t < 2; t++) {
+        chill_ref_poison(p.out.data, p.dtype, no);
+        chill_ref_poison(p.lse.data, CHILL_F32, nl);
+        chill_set_num_threads(threads[t]);
+        chill_error err;
+        chill_status st = chill_forward(&p, &err);
+        ck_assert_msg(st == CHILL_OK, "%s: %s", what, err.message);
+        double e = chill_ref_rel_error(&p, ref), le = chill_ref_lse_error(&p, ref_lse);
+        ck_assert_msg(e <= tolerance(p.dtype), "%s, %d threads: relative error %g > %g", what, threads[t], e,
+                      tolerance(p.dtype));
+        ck_assert_msg(le <= 2e-4, "%s, %d threads: lse error %g", what, threads[t], le);
+        size_t so = chill_ref_stray_writes(&p, 'o', no), sl = chill_ref_stray_writes(&p, 'l', nl);
+        ck_assert_msg(so == 0 && sl == 0, "%s: %zu stray writes in out, %zu in lse", what, so, sl);
+    }
+    chill_set_num_threads(0);
+    free(p.q.data), free(p.k.data), free(p.v.data), free(p.out.data), free(p.lse.data);
+    free(ref), free(ref_lse), free(cu_q), free(cu_k), free(len_q), free(len_k);
+}
+
+static int64_t pick(uint64_t *rng, int64_t lo, int64_t hi) {
+    return lo + (int64_t)(chill_ref_rand(rng) % (uint64_t)(hi - lo + 1));
+}
+
+static const int64_t head_dims[] = {16, 24, 32, 64, 80, 96, 128, 256};
+
+/* A small random shape with mask m. */
+static spec random_spec(uint64_t *rng, chill_dtype t, chill_mask m) {
+    spec s = {t, pick(rng, 1, 2), 2, 1, pick(rng, 1, 150), 0, head_dims[pick(rng, 0, 4)], BHTD, 0, 0,
+              CHILL_Q_OFFSET_AUTO, m, 0.0f};
+    s.tk = pick(rng, 0, 1) ? s.tq : pick(rng, 1, 150);
+    s.hkv = pick(rng, 0, 1) ? 1 : 2;
+    return s;
+}
+
+/* Argument sets for mask type: each argument at its minimum, just above it,
+ * a mid value, or the largest accepted, across the sets. */
+static chill_mask mask_with(int type, int set, uint64_t *rng) {
+    chill_mask m = {type, {0}};
+    for (int i = 0; i < chill_mask_nargs(type); i++) {
+        int64_t lo = 0;
+        if (type == CHILL_MASK_chunkwise && i == 0)
+            lo = 1; /* registry minimum, checked in test_api */
+        const int64_t choice[] = {lo, lo + 1, lo + pick(rng, 2, 40), CHILL_MASK_ARG_MAX};
+        m.arg[i] = choice[(set + i) % 4];
+    }
+    return m;
+}
+
+START_TEST(every_mask_every_dtype) {
+    uint64_t rng = next_seed();
+    for (int type = 0; type < chill_mask_count(); type++)
+        for (int set = 0; set < 4; set++)
+            for (int t = CHILL_F32; t <= CHILL_BF16; t++)
+                check_spec(random_spec(&rng, (chill_dtype)t, mask_with(type, set, &rng)));
+}
+END_TEST
+
+START_TEST(decode_one_query) {
+    uint64_t rng = next_seed();
+    for (int type = 0; type < chill_mask_count(); type++) {
+        spec s = random_spec(&rng, CHILL_F32, mask_with(type, 2, &rng));
+        s.tq = 1, s.tk = pick(&rng, 1, 300);
+        check_spec(s);
+        s.tk = 1;
+        check_spec(s);
+    }
+}
+END_TEST
+
+START_TEST(lengths_off_the_tile_grid) {
+    const int64_t lengths[] = {63, 65, 127, 129, 200};
+    chill_mask causal = {CHILL_MASK_causal, {0}}, window = {CHILL_MASK_sliding_window, {37, 5}};
+    for (int i = 0; i < 5; i++) {
+        check_spec((spec){CHILL_F32, 1, 2, 2, lengths[i], lengths[4 - i], 64, BHTD, 0, 0, CHILL_Q_OFFSET_AUTO, causal, 0});
+        check_spec((spec){CHILL_BF16, 1, 1, 1, lengths[i], lengths[i], 32, BHTD, 0, 0, CHILL_Q_OFFSET_AUTO, window, 0});
+    }
+}
+END_TEST
+
+START_TEST(query_offsets) {
+    const int64_t offsets[] = {CHILL_Q_OFFSET_AUTO, 0, 37, 200, -20, -300};
+    uint64_t rng = next_seed();
+    for (int i = 0; i < 6; i++)
+        for (int type = 0; type < chill_mask_count(); type++) {
+            spec s = random_spec(&rng, CHILL_F32, mask_with(type, 1 + i % 3, &rng));
+            s.tq = pick(&rng, 1, 90), s.tk = pick(&rng, 1, 160), s.q_offset = offsets[i];
+            check_spec(s);
+        }
+}
+END_TEST
+
+START_TEST(sequence_lengths) {
+    uint64_t rng = next_seed();
+    for (int type = 0; type < chill_mask_count(); type++)
+        for (int t = CHILL_F32; t <= CHILL_BF16; t++) {
+            spec s = random_spec(&rng, (chill_dtype)t, mask_with(type, 2, &rng));
+            s.batch = 4, s.lens = 1, s.tq = pick(&rng, 1, 100), s.tk = pick(&rng, 1, 100);
+            check_spec(s);
+        }
+}
+END_TEST
+
+START_TEST(packed_sequences) {
+    uint64_t rng = next_seed();
+    for (int type = 0; type < chill_mask_count(); type++)
+        for (int t = CHILL_F32; t <= CHILL_BF16; t++) {
+            spec s = random_spec(&rng, (chill_dtype)t, mask_with(type, 2, &rng));
+            s.batch = 5, s.packed = 1, s.tq = 70, s.tk = 70, s.layout = (enum layout)(t % 3);
+            check_spec(s);
+            s.q_offset = 4; /* one offset for every sequence */
+            check_spec(s);
+        }
+}
+END_TEST
+
+START_TEST(grouped_and_multi_query) {
+    chill_mask causal = {CHILL_MASK_causal, {0}};
+    const int64_t groups[][2] = {{4, 4}, {8, 2}, {6, 1}};
+    for (int g = 0; g < 3; g++)
+        for (int t = CHILL_F32; t <= CHILL_BF16; t++)
+            check_spec((spec){(chill_dtype)t, 2, groups[g][0], groups[g][1], 70, 70, 32, BHTD, 0, 0,
+                              CHILL_Q_OFFSET_AUTO, causal, 0});
+}
+END_TEST
+
+START_TEST(every_head_dim) {
+    chill_mask window = {CHILL_MASK_sliding_window, {20, 3}};
+    for (int i = 0; i < 8; i++)
+        for (int t = CHILL_F32; t <= CHILL_BF16; t++)
+            check_spec((spec){(chill_dtype)t, 1, 2, 1, 67, 80, head_dims[i], BHTD, 0, 0, CHILL_Q_OFFSET_AUTO,
+                              window, 0});
+}
+END_TEST
+
+START_TEST(strided_layouts) {
+    uint64_t rng = next_seed();
+    for (int layout = BHTD; layout <= GAPPED; layout++)
+        for (int t = CHILL_F32; t <= CHILL_BF16; t++) {
+            spec s = random_spec(&rng, (chill_dtype)t, mask_with(CHILL_MASK_chunkwise, 1, &rng));
+            s.layout = (enum layout)layout, s.batch = 2, s.dim = 80;
+            check_spec(s);
+        }
+}
+END_TEST
+
+/* Rows that attend nothing: queries before every key under causal, windows
+ * that miss the keys, sequences with no keys at all. */
+START_TEST(rows_without_keys) {
+    chill_mask causal = {CHILL_MASK_causal, {0}}, window = {CHILL_MASK_sliding_window, {2, 2}};
+    check_spec((spec){CHILL_F32, 1, 2, 2, 100, 60, 64, BHTD, 0, 0, -40, causal, 0});
+    check_spec((spec){CHILL_F16, 1, 2, 2, 100, 60, 64, BHTD, 0, 0, 50, window, 0});
+    check_spec((spec){CHILL_BF16, 3, 2, 1, 30, 1, 16, BHTD, 0, 1, CHILL_Q_OFFSET_AUTO, window, 0});
+}
+END_TEST
+
+START_TEST(explicit_scales) {
+    uint64_t rng = next_seed();
+    const float scales[] = {1e-3f, 0.5f, 3.0f};
+    for (int i = 0; i < 3; i++) {
+        spec s = random_spec(&rng, CHILL_F32, mask_with(CHILL_MASK_prefix_lm, i, &rng));
+        s.sm_scale = scales[i];
+        check_spec(s);
+    }
+}
+END_TEST
+
+/* Every instruction-set variant this processor runs, on a mixed set. */
+START_TEST(every_isa) {
+    const char *names[] = {"scalar", "avx2", "avx512"};
+    uint64_t rng = next_seed();
+    for (int i = 0; i < 3; i++) {
+        if (chill_cpu_use_isa(names[i]) != 0)
+            continue;
+        for (int type = 0; type < chill_mask_count(); type++)
+            for (int t = CHILL_F32; t <= CHILL_BF16; t++) {
+                spec s = random_spec(&rng, (chill_dtype)t, mask_with(type, 2, &rng));
+                s.dim = head_dims[pick(&rng, 0, 7)];
+                check_spec(s);
+            }
+    }
+    chill_cpu_use_isa(NULL);
+}
+END_TEST
+
+/* chill_attended_pairs against a brute-force count with the predicate. */
+START_TEST(attended_pairs_exact) {
+    uint64_t rng = next_seed();
+    for (int type = 0; type < chill_mask_count(); type++)
+        for (int set = 0; set < 4; set++) {
+            spec s = random_spec(&rng, CHILL_F32, mask_with(type, set, &rng));
+            chill_params p;
+            chill_params_init(&p);
+            p.batch = 3, p.heads_q = 4, p.heads_kv = 2, p.head_dim = 16, p.seq_q = s.tq, p.seq_k = s.tk;
+            p.mask = s.mask;
+            p.q_offset = set == 3 ? -7 : CHILL_Q_OFFSET_AUTO;
+            int32_t lq[3] = {(int32_t)s.tq, 0, (int32_t)(s.tq / 2)}, lk[3] = {(int32_t)s.tk, (int32_t)s.tk, 1};
+            p.seq_lens_q = lq, p.seq_lens_k = lk;
+            float dummy[1];
+            p.q.data = p.k.data = p.v.data = p.out.data = dummy;
+            int64_t want = 0;
+            for (int b = 0; b < 3; b++) {
+                int64_t off = p.q_offset == CHILL_Q_OFFSET_AUTO ? lk[b] - lq[b] : p.q_offset;
+                for (int64_t i = 0; i < lq[b]; i++)
+                    for (int64_t j = 0; j < lk[b]; j++)
+                        want += chill_mask_allows(&p.mask, off + i, j);
+            }
+            ck_assert_int_eq(chill_attended_pairs(&p), want * p.heads_q);
+        }
+}
+END_TEST
+
+Suite *chill_test_suite(void) {
+    Suite *s = suite_create("forward");
+    TCase *tc = tcase_create("cpu");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, every_mask_every_dtype);
+    tcase_add_test(tc, decode_one_query);
+    tcase_add_test(tc, lengths_off_the_tile_grid);
+    tcase_add_test(tc, query_offsets);
+    tcase_add_test(tc, sequence_lengths);
+    tcase_add_test(tc, packed_sequences);
+    tcase_add_test(tc, grouped_and_multi_query);
+    tcase_add_test(tc, every_head_dim);
+    tcase_add_test(tc, strided_layouts);
+    tcase_add_test(tc, rows_without_keys);
+    tcase_add_test(tc, explicit_scales);
+    tcase_add_test(tc, every_isa);
+    tcase_add_test(tc, attended_pairs_exact);
+    suite_add_tcase(s, tc);
+    return s;
+}
