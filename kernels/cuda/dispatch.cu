@@ -1,0 +1,242 @@
+/* The CUDA backend's entry points (kernels/backend.h): whether a call's tensors
+ * are device memory, the device-side checks api.c cannot make (where each
+ * pointer lives, the architecture, alignment, supported head dims), the choice
+ * of a tile configuration from the tuning table, and the launch on the
+ * caller's stream. Nothing here synchronizes or allocates: a call costs a few
+ * pointer queries and one kernel launch. */
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+
+extern "C" {
+#include "backend.h" /* a C header without extern "C" guards */
+}
+#include "launch.h"
+
+static const int chill_cuda_head_dims[] = {32, 64, 96, 128, 256};
+
+chill_mask_class chill_cuda_mask_class(const chill_mask *m) {
+    switch (m->type) {
+    case CHILL_MASK_sliding_window:
+    case CHILL_MASK_chunkwise:
+        return CHILL_MASK_CLASS_BANDED;
+    default:
+        return CHILL_MASK_CLASS_DENSE;
+    }
+}
+
+const char *chill_cuda_mask_class_name(chill_mask_class c) {
+    return c == CHILL_MASK_CLASS_BANDED ? "banded" : "dense";
+}
+
+int chill_cuda_candidates(chill_dtype dtype, int head_dim, int arch, const chill_cuda_config **out, int max) {
+    const chill_cuda_config *table = chill_cuda_configs_f32;
+    int count = chill_cuda_configs_f32_count, n = 0;
+    if (dtype == CHILL_F16) {
+        table = chill_cuda_configs_f16;
+        count = chill_cuda_configs_f16_count;
+    } else if (dtype == CHILL_BF16) {
+        table = chill_cuda_configs_bf16;
+        count = chill_cuda_configs_bf16_count;
+    }
+    for (int i = 0; i < count && n < max; i++)
+        if (table[i].head_dim == head_dim && table[i].min_arch <= arch)
+            out[n++] = &table[i];
+    return n;
+}
+
+/* Where ptr lives: 1 device (or managed) memory on device *dev, 0 host, -1 no GPU. */
+static int chill_cuda_where(const void *ptr, int *dev) {
+    cudaPointerAttributes at;
+    if (cudaPointerGetAttributes(&at, ptr) != cudaSuccess) {
+        cudaGetLastError();
+        return -1;
+    }
+    *dev = at.device;
+    return at.type == cudaMemoryTypeDevice || at.type == cudaMemoryTypeManaged;
+}
+
+extern "C" int chill_cuda_owns(const chill_params *p) {
+    int dev;
+    return p->q.data != NULL && chill_cuda_where(p->q.data, &dev) == 1;
+}
+
+static int chill_cuda_sticky(cudaError_t e) {
+    switch (e) {
+    case cudaErrorIllegalAddress:
+    case cudaErrorLaunchFailure:
+    case cudaErrorIllegalInstruction:
+    case cudaErrorMisalignedAddress:
+    case cudaErrorHardwareStackError:
+    case cudaErrorInvalidAddressSpace:
+    case cudaErrorInvalidPc:
+    case cudaErrorAssert:
+    case cudaErrorECCUncorrectable:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+extern "C" int chill_cuda_healthy(void) {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
+        cudaGetLastError();
+        return 0;
+    }
+    size_t free_b, total_b;
+    return cudaMemGetInfo(&free_b, &total_b) == cudaSuccess;
+}
+
+/* Each of the call's device tensors: on the current device, and 16-byte
+ * aligned for the tensor-core kernels' cp.async. */
+static chill_status chill_cuda_check_tensor(const char *name, const void *ptr, const int64_t *stride, size_t elem,
+                                            int align, int device, chill_error *err) {
+    int dev = -1;
+    int where = chill_cuda_where(ptr, &dev);
+    if (where != 1)
+        return chill_fail(err, CHILL_ERR_INVALID,
+                          "%s is host memory while q is device memory: pass every tensor of a GPU call on the device",
+                          name);
+    if (dev != device)
+        return chill_fail(err, CHILL_ERR_INVALID, "%s is on device %d but the current device is %d", name, dev,
+                          device);
+    if (align > 1) {
+        if ((uintptr_t)ptr % align != 0)
+            return chill_fail(err, CHILL_ERR_UNSUPPORTED, "%s is not %d-byte aligned; the GPU kernels need it", name,
+                              align);
+        for (int i = 0; i < 3; i++)
+            if ((stride[i] * (int64_t)elem) % align != 0)
+                return chill_fail(err, CHILL_ERR_UNSUPPORTED,
+                                  "%s's stride %d (%lld elements) is not a multiple of %d bytes; the GPU kernels "
+                                  "need it",
+                                  name, i, (long long)stride[i], align);
+    }
+    return CHILL_OK;
+}
+
+/* A length or offset array (n entries): device memory on this device is read
+ * by the kernel in place; host memory (what api.c validates) is copied into
+ * the kernel parameters, up to CHILL_CUDA_INLINE_SEQS sequences. */
+static chill_status chill_cuda_seq_array(const char *name, const int32_t *ptr, int64_t n, int bit, int32_t *inl,
+                                         const int32_t **dev_out, int *flags, int device, chill_error *err) {
+    *dev_out = NULL;
+    if (ptr == NULL)
+        return CHILL_OK;
+    int dev = -1;
+    if (chill_cuda_where(ptr, &dev) == 1) {
+        if (dev != device)
+            return chill_fail(err, CHILL_ERR_INVALID, "%s is on device %d but the current device is %d", name, dev,
+                              device);
+        *dev_out = ptr;
+        return CHILL_OK;
+    }
+    if (n > CHILL_CUDA_INLINE_SEQS + 1)
+        return chill_fail(err, CHILL_ERR_UNSUPPORTED,
+                          "%s in host memory for %lld sequences: the GPU path takes up to %d sequences' lengths and "
+                          "offsets from host memory; pass device arrays for more",
+                          name, (long long)(bit >= 4 ? n - 1 : n), CHILL_CUDA_INLINE_SEQS);
+    memcpy(inl, ptr, (size_t)n * sizeof(int32_t));
+    *flags |= bit;
+    return CHILL_OK;
+}
+
+chill_status chill_cuda_prepare(const chill_params *p, int *arch, chill_cuda_args *a, chill_error *err) {
+    int device, major, minor;
+    cudaError_t e = cudaGetDevice(&device);
+    if (e == cudaSuccess)
+        e = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
+    if (e == cudaSuccess)
+        e = cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        return chill_fail(err, CHILL_ERR_DEVICE, "cannot query the current CUDA device: %s", cudaGetErrorString(e));
+    }
+    *arch = major * 10 + minor;
+    int supported = 0;
+    for (int d : chill_cuda_head_dims)
+        supported |= d == p->head_dim;
+    if (!supported)
+        return chill_fail(err, CHILL_ERR_UNSUPPORTED,
+                          "head_dim %lld is not supported on the GPU; accepted: 32, 64, 96, 128, 256",
+                          (long long)p->head_dim);
+    if (p->dtype != CHILL_F32 && *arch < 80)
+        return chill_fail(err, CHILL_ERR_UNSUPPORTED,
+                          "%s on the GPU needs compute capability 8.0 or newer; this device is %d.%d",
+                          chill_dtype_name(p->dtype), major, minor);
+    if (p->seq_q > INT32_MAX || p->seq_k > INT32_MAX || p->heads_q > 65535 || p->batch > 65535)
+        return chill_fail(err, CHILL_ERR_UNSUPPORTED,
+                          "shape too large for the GPU grid: batch and heads_q up to 65535, seq_q and seq_k up to "
+                          "2^31-1");
+
+    size_t elem = chill_dtype_size(p->dtype);
+    int align = p->dtype == CHILL_F32 ? 1 : 16;
+    chill_status st;
+    if ((st = chill_cuda_check_tensor("q", p->q.data, p->q.stride, elem, align, device, err)) != CHILL_OK ||
+        (st = chill_cuda_check_tensor("k", p->k.data, p->k.stride, elem, align, device, err)) != CHILL_OK ||
+        (st = chill_cuda_check_tensor("v", p->v.data, p->v.stride, elem, align, device, err)) != CHILL_OK ||
+        (st = chill_cuda_check_tensor("out", p->out.data, p->out.stride, elem, p->dtype == CHILL_F32 ? 1 : 4,
+                                      device, err)) != CHILL_OK)
+        return st;
+    if (p->lse.data != NULL &&
+        (st = chill_cuda_check_tensor("lse", p->lse.data, p->lse.stride, sizeof(float), 1, device, err)) != CHILL_OK)
+        return st;
+    a->inline_seqs = 0;
+    if ((st = chill_cuda_seq_array("seq_lens_q", p->seq_lens_q, p->batch, 1, a->seqs.lens_q, &a->seq_lens_q,
+                                   &a->inline_seqs, device, err)) != CHILL_OK ||
+        (st = chill_cuda_seq_array("seq_lens_k", p->seq_lens_k, p->batch, 2, a->seqs.lens_k, &a->seq_lens_k,
+                                   &a->inline_seqs, device, err)) != CHILL_OK ||
+        (st = chill_cuda_seq_array("cu_seqlens_q", p->cu_seqlens_q, p->batch + 1, 4, a->seqs.cu_q, &a->cu_q,
+                                   &a->inline_seqs, device, err)) != CHILL_OK ||
+        (st = chill_cuda_seq_array("cu_seqlens_k", p->cu_seqlens_k, p->batch + 1, 8, a->seqs.cu_k, &a->cu_k,
+                                   &a->inline_seqs, device, err)) != CHILL_OK)
+        return st;
+
+    a->q = p->q.data;
+    a->k = p->k.data;
+    a->v = p->v.data;
+    a->out = p->out.data;
+    a->lse = (float *)p->lse.data;
+    for (int i = 0; i < 3; i++) {
+        a->q_stride[i] = p->q.stride[i];
+        a->k_stride[i] = p->k.stride[i];
+        a->v_stride[i] = p->v.stride[i];
+        a->o_stride[i] = p->out.stride[i];
+        a->l_stride[i] = p->lse.stride[i];
+    }
+    a->seq_q = (int)p->seq_q;
+    a->seq_k = (int)p->seq_k;
+    a->heads_q = (int)p->heads_q;
+    a->group = (int)(p->heads_q / p->heads_kv);
+    a->auto_offset = p->q_offset == CHILL_Q_OFFSET_AUTO;
+    a->q_offset = a->auto_offset ? 0 : p->q_offset;
+    a->mask = p->mask;
+    a->scale_log2 = p->sm_scale * 1.4426950408889634f;
+    return CHILL_OK;
+}
+
+chill_status chill_cuda_launch(const chill_params *p, const chill_cuda_args *a, const chill_cuda_config *config,
+                               chill_error *err) {
+    if (p->batch == 0 || p->seq_q == 0 || p->heads_q == 0)
+        return CHILL_OK;
+    cudaError_t e = config->launch(a, (int)p->batch, (cudaStream_t)p->stream);
+    if (e == cudaSuccess)
+        return CHILL_OK;
+    return chill_fail(err, CHILL_ERR_DEVICE, "CUDA kernel %s (%s, head_dim %d) failed to launch: %s%s", config->name,
+                      chill_dtype_name(config->dtype), config->head_dim, cudaGetErrorString(e),
+                      chill_cuda_sticky(e) ? " (the device is unusable until the process restarts)" : "");
+}
+
+extern "C" chill_status chill_cuda_forward(const chill_params *p, chill_error *err) {
+    int arch;
+    chill_cuda_args a;
+    chill_status st = chill_cuda_prepare(p, &arch, &a, err);
+    if (st != CHILL_OK)
+        return st;
+    const chill_cuda_config *config =
+        chill_cuda_tuned_config(arch, p->dtype, (int)p->head_dim, chill_cuda_mask_class(&p->mask));
+    if (config == NULL)
+        return chill_fail(err, CHILL_ERR_UNSUPPORTED, "no CUDA kernel for %s, head_dim %lld on sm_%d",
+                          chill_dtype_name(p->dtype), (long long)p->head_dim, arch);
+    return chill_cuda_launch(p, &a, config, err);
+}

@@ -1,0 +1,342 @@
+/* Masked flash-attention forward on tensor cores (fp16, bf16; sm_80 and newer).
+ *
+ * What it computes (the CPU kernel in kernels/cpu/ is the reference):
+ *     out[b,h,i] = sum_j softmax_j(sm_scale * q[b,h,i] . k[b,h/group,j]) v[b,h/group,j]
+ * over the keys j the mask lets query position q_off + i attend, with fp32
+ * accumulation, and lse[b,h,i] = log sum_j exp(sm_scale * q.k_j).
+ *
+ * How (FlashAttention-2): one block per (query tile of BM rows, query head,
+ * sequence); each of its W warps owns BM/W rows, 16 per mma tile. The block
+ * loads its Q tile once (cp.async into padded shared memory, then ldmatrix into
+ * registers when D <= 128), then walks the key tiles of BN rows that the mask's
+ * k_range allows, double-buffered with cp.async so tile j+1 loads while tile j
+ * computes. Per tile: S = Q K^T with mma.sync m16n8k16 (K fragments by
+ * ldmatrix), the predicate applied only when the tile is not inside the mask's
+ * full_k_range, the online softmax in base 2 (row max and sum kept per thread,
+ * reduced over the 4 threads of an mma row group), then O += P V with P
+ * re-used from the S registers as the A operand and V by ldmatrix.trans. At the
+ * end O is divided by the row sum; a row that attended no key writes zeros and
+ * lse = -inf.
+ *
+ * Shared memory rows are padded by 16 bytes, so the 8 rows of an ldmatrix fall
+ * in 8 different bank groups. Rows past a sequence's end load as zeros
+ * (cp.async with source size 0) and are masked (keys) or not written
+ * (queries). */
+#ifndef CHILL_CUDA_FLASH_CUH
+#define CHILL_CUDA_FLASH_CUH
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include "tile.cuh"
+
+template <typename T> struct chill_mma;
+
+template <> struct chill_mma<__half> {
+    static __device__ __forceinline__ void run(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                     "{%0,%1,%2,%3};\n"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
+    static __device__ __forceinline__ uint32_t pack(float x, float y) {
+        __half2 h = __floats2half2_rn(x, y);
+        return *reinterpret_cast<uint32_t *>(&h);
+    }
+};
+
+template <> struct chill_mma<__nv_bfloat16> {
+    static __device__ __forceinline__ void run(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                     "{%0,%1,%2,%3};\n"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
+    static __device__ __forceinline__ uint32_t pack(float x, float y) {
+        __nv_bfloat162 h = __floats2bfloat162_rn(x, y);
+        return *reinterpret_cast<uint32_t *>(&h);
+    }
+};
+
+__device__ __forceinline__ uint32_t chill_smem_addr(const void *p) {
+    return (uint32_t)__cvta_generic_to_shared(p);
+}
+
+__device__ __forceinline__ void chill_ldmatrix_x4(uint32_t r[4], const void *p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(chill_smem_addr(p)));
+}
+
+__device__ __forceinline__ void chill_ldmatrix_x4_trans(uint32_t r[4], const void *p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(chill_smem_addr(p)));
+}
+
+/* 16 bytes global -> shared, zero-filled when !valid. */
+__device__ __forceinline__ void chill_cp_async16(void *dst, const void *src, bool valid) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(chill_smem_addr(dst)), "l"(src),
+                 "r"(valid ? 16 : 0));
+}
+
+__device__ __forceinline__ void chill_cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+
+template <int N> __device__ __forceinline__ void chill_cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+/* Rows [row0, row0 + ROWS) of a [*, D] tensor with row stride ld (bytes) into
+ * shared rows of LD elements; rows at or past n_rows become zeros. */
+template <typename T, int D, int LD, int ROWS, int NTHREADS>
+__device__ __forceinline__ void chill_load_rows(T *dst, const char *src, int64_t ld, int row0, int n_rows) {
+    constexpr int CHUNKS = D / 8; /* 16-byte pieces per row */
+#pragma unroll
+    for (int i = threadIdx.x; i < ROWS * CHUNKS; i += NTHREADS) {
+        int r = i / CHUNKS, c = i % CHUNKS;
+        bool valid = row0 + r < n_rows;
+        const char *g = src + (valid ? (int64_t)(row0 + r) * ld : 0) + c * 16;
+        chill_cp_async16(dst + r * LD + c * 8, g, valid);
+    }
+}
+
+template <typename T, int D, int BM, int BN, int W>
+__global__ void __launch_bounds__(W * 32) chill_flash_kernel(const chill_cuda_args a) {
+    constexpr int NTHREADS = W * 32;
+    constexpr int MT = BM / (16 * W); /* mma row tiles per warp */
+    constexpr int KD = D / 16;        /* k-steps of S = Q K^T */
+    constexpr int NT = BN / 8;        /* n8 tiles of S */
+    constexpr int DT = D / 8;         /* n8 tiles of O */
+    constexpr int LD = D + 8;         /* padded shared row, elements */
+    constexpr bool QREG = D <= 128;   /* Q fragments held in registers */
+    static_assert(MT >= 1 && BM == MT * 16 * W && BN % 16 == 0 && D % 16 == 0, "bad tile configuration");
+
+    extern __shared__ __align__(16) unsigned char chill_smem[];
+    T *sQ = reinterpret_cast<T *>(chill_smem);
+    T *sK = sQ + BM * LD;
+    T *sV = sK + 2 * BN * LD;
+
+    const int b = blockIdx.z, h = blockIdx.y;
+    const chill_seq seq = chill_seq_geometry<T>(a, b, h);
+    /* Heavy tiles first: with causal masks the last query tiles do the most. */
+    const int m0 = (gridDim.x - 1 - blockIdx.x) * BM;
+    if (m0 >= seq.q_len)
+        return;
+    const int m_last = min(m0 + BM, seq.q_len) - 1;
+    const chill_tile_span span = chill_span(a.mask, seq.q_off + m0, seq.q_off + m_last, seq.k_len, BN);
+
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int g = lane / 4, t = lane % 4;
+    const int64_t q_ld = a.q_stride[2] * (int64_t)sizeof(T), k_ld = a.k_stride[2] * (int64_t)sizeof(T),
+                  v_ld = a.v_stride[2] * (int64_t)sizeof(T);
+
+    float o[MT][DT][4];
+    float row_max[MT][2], row_sum[MT][2];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) {
+#pragma unroll
+        for (int dt = 0; dt < DT; dt++)
+            o[mt][dt][0] = o[mt][dt][1] = o[mt][dt][2] = o[mt][dt][3] = 0.f;
+        row_max[mt][0] = row_max[mt][1] = -INFINITY;
+        row_sum[mt][0] = row_sum[mt][1] = 0.f;
+    }
+
+    chill_load_rows<T, D, LD, BM, NTHREADS>(sQ, seq.q, q_ld, m0, seq.q_len);
+    if (span.kt_lo <= span.kt_hi) {
+        chill_load_rows<T, D, LD, BN, NTHREADS>(sK, seq.k, k_ld, span.kt_lo * BN, seq.k_len);
+        chill_load_rows<T, D, LD, BN, NTHREADS>(sV, seq.v, v_ld, span.kt_lo * BN, seq.k_len);
+    }
+    chill_cp_async_commit();
+
+    uint32_t qf[QREG ? MT : 1][QREG ? KD : 1][4];
+    const int wrow = warp * MT * 16; /* this warp's first row in the tile */
+
+    for (int kt = span.kt_lo; kt <= span.kt_hi; kt++) {
+        const int buf = (kt - span.kt_lo) & 1;
+        if (kt < span.kt_hi) {
+            chill_load_rows<T, D, LD, BN, NTHREADS>(sK + (buf ^ 1) * BN * LD, seq.k, k_ld, (kt + 1) * BN, seq.k_len);
+            chill_load_rows<T, D, LD, BN, NTHREADS>(sV + (buf ^ 1) * BN * LD, seq.v, v_ld, (kt + 1) * BN, seq.k_len);
+        }
+        chill_cp_async_commit();
+        chill_cp_async_wait<1>();
+        __syncthreads();
+
+        if (QREG && kt == span.kt_lo) {
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+                for (int kd = 0; kd < KD; kd++)
+                    chill_ldmatrix_x4(qf[QREG ? mt : 0][QREG ? kd : 0],
+                                      sQ + (wrow + mt * 16 + lane % 16) * LD + kd * 16 + (lane / 16) * 8);
+        }
+        const T *k_tile = sK + buf * BN * LD;
+        const T *v_tile = sV + buf * BN * LD;
+
+        /* S = Q K^T */
+        float s[MT][NT][4];
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+            for (int nt = 0; nt < NT; nt++)
+                s[mt][nt][0] = s[mt][nt][1] = s[mt][nt][2] = s[mt][nt][3] = 0.f;
+#pragma unroll
+        for (int kd = 0; kd < KD; kd++) {
+            uint32_t qa[MT][4];
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++) {
+                if (QREG) {
+#pragma unroll
+                    for (int i = 0; i < 4; i++)
+                        qa[mt][i] = qf[QREG ? mt : 0][QREG ? kd : 0][i];
+                } else {
+                    chill_ldmatrix_x4(qa[mt], sQ + (wrow + mt * 16 + lane % 16) * LD + kd * 16 + (lane / 16) * 8);
+                }
+            }
+#pragma unroll
+            for (int np = 0; np < NT / 2; np++) {
+                uint32_t kb[4];
+                chill_ldmatrix_x4(kb, k_tile + (np * 16 + lane % 8 + (lane / 16) * 8) * LD + kd * 16 +
+                                          ((lane / 8) & 1) * 8);
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    chill_mma<T>::run(s[mt][2 * np], qa[mt], kb[0], kb[1]);
+                    chill_mma<T>::run(s[mt][2 * np + 1], qa[mt], kb[2], kb[3]);
+                }
+            }
+        }
+
+        /* Scale into base 2; outside the full range, the predicate. */
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+            for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+                for (int i = 0; i < 4; i++)
+                    s[mt][nt][i] *= a.scale_log2;
+        const int n0 = kt * BN;
+        if (!chill_tile_is_full(span, n0, BN)) {
+            chill_with_predicate(a.mask, [&](auto allows) {
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+                    for (int hh = 0; hh < 2; hh++) {
+                        const int64_t qp = seq.q_off + m0 + wrow + mt * 16 + g + hh * 8;
+#pragma unroll
+                        for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+                            for (int e = 0; e < 2; e++) {
+                                const int kp = n0 + nt * 8 + 2 * t + e;
+                                if (kp >= seq.k_len || !allows(qp, kp))
+                                    s[mt][nt][2 * hh + e] = -INFINITY;
+                            }
+                    }
+            });
+        }
+
+        /* Online softmax, rows g and g + 8 of each row tile. */
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+            for (int hh = 0; hh < 2; hh++) {
+                float mx = row_max[mt][hh];
+#pragma unroll
+                for (int nt = 0; nt < NT; nt++)
+                    mx = fmaxf(mx, fmaxf(s[mt][nt][2 * hh], s[mt][nt][2 * hh + 1]));
+                mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
+                mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
+                const float base = mx == -INFINITY ? 0.f : mx;
+                const float alpha = exp2f(row_max[mt][hh] - base);
+                row_max[mt][hh] = mx;
+                float sum = 0.f;
+#pragma unroll
+                for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+                    for (int e = 0; e < 2; e++) {
+                        float p = exp2f(s[mt][nt][2 * hh + e] - base);
+                        s[mt][nt][2 * hh + e] = p;
+                        sum += p;
+                    }
+                row_sum[mt][hh] = row_sum[mt][hh] * alpha + sum;
+#pragma unroll
+                for (int dt = 0; dt < DT; dt++) {
+                    o[mt][dt][2 * hh] *= alpha;
+                    o[mt][dt][2 * hh + 1] *= alpha;
+                }
+            }
+
+        /* O += P V */
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; kk++) {
+            uint32_t pa[MT][4];
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++) {
+                pa[mt][0] = chill_mma<T>::pack(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+                pa[mt][1] = chill_mma<T>::pack(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+                pa[mt][2] = chill_mma<T>::pack(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+                pa[mt][3] = chill_mma<T>::pack(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+            }
+#pragma unroll
+            for (int dp = 0; dp < DT / 2; dp++) {
+                uint32_t vb[4];
+                chill_ldmatrix_x4_trans(vb, v_tile + (kk * 16 + lane % 8 + ((lane / 8) & 1) * 8) * LD + dp * 16 +
+                                                (lane / 16) * 8);
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    chill_mma<T>::run(o[mt][2 * dp], pa[mt], vb[0], vb[1]);
+                    chill_mma<T>::run(o[mt][2 * dp + 1], pa[mt], vb[2], vb[3]);
+                }
+            }
+        }
+        __syncthreads();
+    }
+    chill_cp_async_wait<0>();
+
+    /* out = O / sum; lse in natural log. */
+    const int64_t o_ld = a.o_stride[2];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int hh = 0; hh < 2; hh++) {
+            float sum = row_sum[mt][hh];
+            sum += __shfl_xor_sync(0xffffffff, sum, 1);
+            sum += __shfl_xor_sync(0xffffffff, sum, 2);
+            const int row = m0 + wrow + mt * 16 + g + hh * 8;
+            if (row >= seq.q_len)
+                continue;
+            const float inv = sum > 0.f ? 1.f / sum : 0.f;
+            T *dst = reinterpret_cast<T *>(seq.out) + row * o_ld;
+#pragma unroll
+            for (int dt = 0; dt < DT; dt++) {
+                uint32_t v = chill_mma<T>::pack(o[mt][dt][2 * hh] * inv, o[mt][dt][2 * hh + 1] * inv);
+                *reinterpret_cast<uint32_t *>(dst + dt * 8 + 2 * t) = v;
+            }
+            if (seq.lse != nullptr && t == 0)
+                seq.lse[row * a.l_stride[2]] =
+                    sum > 0.f ? (row_max[mt][hh] + log2f(sum)) * 0.69314718055994531f : -INFINITY;
+        }
+}
+
+template <typename T, int D, int BM, int BN, int W>
+cudaError_t chill_flash_launch(const chill_cuda_args *a, int batch, cudaStream_t stream) {
+    constexpr size_t smem = (size_t)(BM + 4 * BN) * (D + 8) * sizeof(T);
+    auto kernel = chill_flash_kernel<T, D, BM, BN, W>;
+    cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+    if (e != cudaSuccess)
+        return e;
+    dim3 grid((a->seq_q + BM - 1) / BM, a->heads_q, batch);
+    kernel<<<grid, W * 32, smem, stream>>>(*a);
+    return cudaGetLastError();
+}
+
+#define CHILL_FLASH_CONFIG(T, dtype, D, BM, BN, W)                                                                     \
+    {#BM "x" #BN "w" #W, dtype, D, BM, BN, W, 80, chill_flash_launch<T, D, BM, BN, W>}
+
+/* The tile configurations compiled for each 16-bit dtype: the first of each
+ * head dim is the default where the tuning table names none. */
+#define CHILL_FLASH_CONFIGS(T, dtype)                                                                                  \
+    CHILL_FLASH_CONFIG(T, dtype, 32, 64, 64, 4), CHILL_FLASH_CONFIG(T, dtype, 64, 64, 64, 4),                          \
+        CHILL_FLASH_CONFIG(T, dtype, 64, 128, 64, 8), CHILL_FLASH_CONFIG(T, dtype, 96, 64, 64, 4),                     \
+        CHILL_FLASH_CONFIG(T, dtype, 128, 64, 64, 4), CHILL_FLASH_CONFIG(T, dtype, 128, 128, 64, 8),                   \
+        CHILL_FLASH_CONFIG(T, dtype, 256, 64, 32, 4)
+
+#endif

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# `make test-gpu`: the GPU differential tests (test_gpu.py, every case) and
+# compute-sanitizer memcheck and racecheck over a reduced set, against
+# $BUILD/lib/libchill.so. Without a GPU (or without torch) it says so and exits 0.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BUILD=${BUILD:-build}
+export CHILL_LIB=${CHILL_LIB:-$PWD/$BUILD/lib/libchill.so}
+
+if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L 2>/dev/null | grep -q GPU; then
+    echo "no GPU: skipping GPU tests"
+    exit 0
+fi
+if ! python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+    echo "no GPU visible to PyTorch (or no PyTorch): skipping GPU tests"
+    exit 0
+fi
+if ! nm -D "$CHILL_LIB" 2>/dev/null | grep -q chill_cuda_forward; then
+    echo "$CHILL_LIB was built without CUDA (nvcc missing or CHILL_CUDA=0): rebuild with nvcc to run GPU tests" >&2
+    exit 1
+fi
+
+export PYTHONUNBUFFERED=1
+python3 tests/gpu/test_gpu.py
+if command -v compute-sanitizer >/dev/null 2>&1; then
+    for tool in memcheck racecheck; do
+        echo "== compute-sanitizer --tool $tool (reduced set)"
+        compute-sanitizer --tool "$tool" --kernel-name regex:chill_ --error-exitcode 1 \
+            python3 tests/gpu/test_gpu.py --reduced
+    done
+else
+    echo "compute-sanitizer not found: memcheck and racecheck not run" >&2
+    exit 1
+fi
