@@ -1,0 +1,154 @@
+"""Times the bare libchill call, chill_forward(), in-process through ctypes:
+the floor that bench/server.sh measures chilld's per-request overhead
+against. On the CPU the tensors are numpy arrays; with --device cuda they are
+copied to the GPU once (libcudart from the CUDA toolkit or the
+nvidia-cuda-runtime wheel) and each timed call is chill_forward() plus a
+device synchronize. The first call's result is checked against a float64
+reference, so a wrong struct layout cannot time garbage.
+
+  bare_call.py --lib build/lib/libchill.so --shape 1,8,256,64 --dtype FP16 --mask causal
+               [--device cpu|cuda] [--seconds 3]
+prints one JSON line: {"p50_us", "p99_us", "mean_us", "calls"}.
+"""
+import argparse
+import ctypes
+import ctypes.util
+import glob
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+
+class Tensor(ctypes.Structure):
+    _fields_ = [("data", ctypes.c_void_p), ("stride", ctypes.c_int64 * 3)]
+
+
+class Mask(ctypes.Structure):
+    _fields_ = [("type", ctypes.c_int), ("arg", ctypes.c_int64 * 4)]
+
+
+class Params(ctypes.Structure):  # kernels/chill.h, struct chill_params
+    _fields_ = [("dtype", ctypes.c_int),
+                ("batch", ctypes.c_int64), ("heads_q", ctypes.c_int64), ("heads_kv", ctypes.c_int64),
+                ("seq_q", ctypes.c_int64), ("seq_k", ctypes.c_int64), ("head_dim", ctypes.c_int64),
+                ("q", Tensor), ("k", Tensor), ("v", Tensor), ("out", Tensor), ("lse", Tensor),
+                ("seq_lens_q", ctypes.c_void_p), ("seq_lens_k", ctypes.c_void_p),
+                ("cu_seqlens_q", ctypes.c_void_p), ("cu_seqlens_k", ctypes.c_void_p),
+                ("q_offset", ctypes.c_int64), ("mask", Mask), ("sm_scale", ctypes.c_float),
+                ("allow_tf32", ctypes.c_int), ("stream", ctypes.c_void_p)]
+
+
+class Error(ctypes.Structure):
+    _fields_ = [("status", ctypes.c_int), ("message", ctypes.c_char * 512)]
+
+
+DTYPES = {"FP32": (0, np.float32), "FP16": (1, np.float16)}
+
+
+def load_cudart():
+    here = os.path.dirname(os.path.abspath(__file__))
+    cands = glob.glob("/usr/local/cuda/lib64/libcudart.so*") + glob.glob(
+        os.path.join(here, "..", "build", "venv", "lib", "python3*", "site-packages", "nvidia", "cuda_runtime",
+                     "lib", "libcudart.so*"))
+    name = ctypes.util.find_library("cudart")
+    for c in ([name] if name else []) + cands:
+        try:
+            return ctypes.CDLL(c)
+        except OSError:
+            continue
+    raise RuntimeError("libcudart not found (CUDA toolkit in /usr/local/cuda, or the nvidia-cuda-runtime wheel)")
+
+
+class Cuda:
+    def __init__(self):
+        self.rt = load_cudart()
+        self.ptrs = []
+
+    def upload(self, arr):
+        p = ctypes.c_void_p()
+        if self.rt.cudaMalloc(ctypes.byref(p), ctypes.c_size_t(arr.nbytes)) != 0:
+            raise RuntimeError("cudaMalloc failed")
+        self.rt.cudaMemcpy(p, arr.ctypes.data_as(ctypes.c_void_p), ctypes.c_size_t(arr.nbytes), 1)
+        self.ptrs.append(p)
+        return p.value
+
+    def download(self, ptr, arr):
+        self.rt.cudaMemcpy(arr.ctypes.data_as(ctypes.c_void_p), ctypes.c_void_p(ptr), ctypes.c_size_t(arr.nbytes), 2)
+
+    def sync(self):
+        self.rt.cudaDeviceSynchronize()
+
+
+def reference(q, k, v, mask):
+    q, k, v = (x.astype(np.float64) for x in (q, k, v))
+    s = q @ k.transpose(0, 1, 3, 2) / math.sqrt(q.shape[-1])
+    tq, tk = q.shape[2], k.shape[2]
+    if mask == "causal":
+        allowed = np.arange(tk)[None, :] <= (tk - tq + np.arange(tq))[:, None]
+        s = np.where(allowed, s, -np.inf)
+    elif mask != "full":
+        raise ValueError("bare_call.py checks full and causal only")
+    p = np.exp(s - s.max(-1, keepdims=True))
+    return (p / p.sum(-1, keepdims=True)) @ v
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--lib", required=True)
+    ap.add_argument("--shape", default="1,8,256,64")
+    ap.add_argument("--dtype", default="FP16", choices=sorted(DTYPES))
+    ap.add_argument("--mask", default="causal", choices=["full", "causal"])
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--seconds", type=float, default=3)
+    a = ap.parse_args()
+    B, H, T, D = (int(x) for x in a.shape.split(","))
+    lib = ctypes.CDLL(os.path.abspath(a.lib))
+    lib.chill_forward.argtypes = [ctypes.POINTER(Params), ctypes.POINTER(Error)]
+    lib.chill_mask_lookup.argtypes = [ctypes.c_char_p]
+    code, npt = DTYPES[a.dtype]
+    rng = np.random.default_rng(0)
+    q, k, v = (rng.standard_normal((B, H, T, D)).astype(npt) for _ in range(3))
+    out = np.full((B, H, T, D), np.nan, npt)
+
+    p = Params()
+    lib.chill_params_init(ctypes.byref(p))
+    p.dtype, p.batch, p.heads_q, p.heads_kv, p.seq_q, p.seq_k, p.head_dim = code, B, H, H, T, T, D
+    p.mask.type = lib.chill_mask_lookup(a.mask.encode())
+    cuda = Cuda() if a.device == "cuda" else None
+    if cuda:
+        p.q.data, p.k.data, p.v.data, p.out.data = (cuda.upload(x) for x in (q, k, v, out))
+    else:
+        p.q.data, p.k.data, p.v.data, p.out.data = (x.ctypes.data for x in (q, k, v, out))
+    err = Error()
+
+    def call():
+        if lib.chill_forward(ctypes.byref(p), ctypes.byref(err)) != 0:
+            raise RuntimeError(err.message.decode())
+        if cuda:
+            cuda.sync()
+
+    call()
+    if cuda:
+        cuda.download(p.out.data, out)
+    ref = reference(q, k, v, a.mask)
+    rel = np.linalg.norm(out.astype(np.float64) - ref) / np.linalg.norm(ref)
+    if not rel <= (1e-5 if a.dtype == "FP32" else 2e-3):
+        raise RuntimeError(f"the bare call's result is off the reference (relative error {rel:.3g})")
+    times = []
+    end = time.perf_counter() + a.seconds
+    while time.perf_counter() < end or len(times) < 10:
+        t0 = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t0)
+    us = np.asarray(times) * 1e6
+    print(json.dumps({"device": a.device, "calls": len(us), "mean_us": float(us.mean()),
+                      "p50_us": float(np.percentile(us, 50)), "p99_us": float(np.percentile(us, 99))}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# bench-server: chilld's HTTP infer path under load. Small requests (B1 H8
+# T256 D64 fp16, causal; BENCH_SHAPE/BENCH_DTYPE/BENCH_MASK change them) at
+# concurrency 1, 16 and 64, with batching off and on: requests/s, p50 and p99
+# latency. Then the bare libchill call on the same inputs (bench/bare_call.py,
+# ctypes) and the per-request overhead over it at concurrency 1.
+#
+# Load generator: the stock perf_analyzer when one runs ($BUILD/venv/bin or
+# PATH), else chillctl bench (C, libcurl), else bench/server_load.py's Python
+# client; BENCH_DRIVER=perf_analyzer|chillctl|python forces one. Nothing is
+# installed here, so it works offline on a GPU machine with what is present.
+# The backend is chosen by chilld (CUDA when a GPU is visible);
+# BENCH_BACKEND=cpu|cuda forces it. Results go to
+# bench/results/server-<cpu|gpu>-<date>.md with machine, date and command.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+BUILD=${BUILD:-build}
+shape=${BENCH_SHAPE:-1,8,256,64}
+dtype=${BENCH_DTYPE:-FP16}
+mask=${BENCH_MASK:-causal}
+seconds=${BENCH_SECONDS:-5}
+backend=${BENCH_BACKEND:-auto}
+concurrencies=(${BENCH_CONCURRENCY:-1 16 64})
+chilld="$BUILD/bin/chilld"
+[ -x "$chilld" ] || { echo "bench-server: $chilld is missing; run make first" >&2; exit 1; }
+
+python=""
+for p in "$BUILD/venv/bin/python" python3; do
+  if command -v "$p" >/dev/null && "$p" -c 'import numpy' 2>/dev/null; then python=$p; break; fi
+done
+[ -n "$python" ] || { echo "bench-server: needs a python3 with numpy ($BUILD/venv from tests/integration/venv.sh, or the system's)" >&2; exit 1; }
+
+driver=${BENCH_DRIVER:-}
+if [ -z "$driver" ]; then
+  if BUILD=$BUILD "$python" -c 'import sys; sys.path.insert(0, "bench"); import server_load; sys.exit(server_load.find_perf_analyzer() is None)'; then
+    driver=perf_analyzer
+  elif [ -x "$BUILD/bin/chillctl" ]; then
+    driver=chillctl
+  else
+    driver=python
+  fi
+fi
+
+device=cpu
+if [ "$backend" = cuda ] || { [ "$backend" = auto ] && command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; }; then
+  device=cuda
+fi
+label=$([ "$device" = cuda ] && echo gpu || echo cpu)
+
+tmp=$(mktemp -d)
+pid=""
+cleanup() {
+  [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && { timeout 30 tail --pid="$pid" -f /dev/null || kill -KILL "$pid"; }
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+port=$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+
+start_chilld() { # $1: batching true|false
+  cat > "$tmp/chilld.json" <<EOF
+{"listen": {"address": "127.0.0.1", "port": $port, "threads": 8},
+ "devices": {"backend": "$backend"},
+ "batching": {"enabled": $1, "max_queue_delay_us": 200, "max_queue_requests": 4096},
+ "log": {"level": "warn"}}
+EOF
+  "$chilld" --config "$tmp/chilld.json" 2>"$tmp/chilld-$1.log" &
+  pid=$!
+  for _ in $(seq 200); do
+    curl -fs "http://127.0.0.1:$port/v2/health/ready" >/dev/null 2>&1 && return 0
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "bench-server: chilld did not start:" >&2; cat "$tmp/chilld-$1.log" >&2; exit 1
+}
+
+stop_chilld() {
+  kill -TERM "$pid"; wait "$pid" || { echo "bench-server: chilld exited with $? on SIGTERM" >&2; exit 1; }
+  pid=""
+}
+
+load() { # $1: concurrency; prints one JSON line with rps, p50_us, p99_us, errors
+  case $driver in
+    chillctl)
+      "$BUILD/bin/chillctl" bench --url "http://127.0.0.1:$port" --transport http --random "$shape" \
+        --mask "$mask" --dtype "${dtype,,}" --concurrency "$1" --duration "$seconds" --json 2>/dev/null ;;
+    *)
+      BUILD=$BUILD "$python" bench/server_load.py --url "127.0.0.1:$port" --model "$mask" --shape "$shape" \
+        --dtype "$dtype" --concurrency "$1" --seconds "$seconds" --driver "$driver" ;;
+  esac
+}
+
+field() { "$python" -c "import json,sys; print('%.1f' % json.loads(sys.argv[1])['$2'])" "$1"; }
+
+rows=()
+declare -A p50_at_1
+for batching in false true; do
+  start_chilld $batching
+  for c in "${concurrencies[@]}"; do
+    r=$(load "$c")
+    errors=$(field "$r" errors)
+    [ "${errors%.*}" = 0 ] || { echo "bench-server: $errors errors at concurrency $c: $r" >&2; exit 1; }
+    rows+=("| $([ $batching = true ] && echo on || echo off) | $c | $(field "$r" rps) | $(field "$r" p50_us) | $(field "$r" p99_us) |")
+    echo "batching $batching, concurrency $c: $r"
+    [ "$c" = 1 ] && p50_at_1[$batching]=$(field "$r" p50_us)
+  done
+  stop_chilld
+done
+
+bare=$("$python" bench/bare_call.py --lib "$BUILD/lib/libchill.so" --shape "$shape" --dtype "$dtype" \
+       --mask "$mask" --device "$device" --seconds "$seconds")
+echo "bare libchill call: $bare"
+bare_p50=$(field "$bare" p50_us)
+overhead() { "$python" -c "print('%.1f' % ($1 - $bare_p50))"; }
+
+date_utc=$(date -u +%Y-%m-%d)
+out="bench/results/server-$label-$date_utc.md"
+machine="$(uname -m), $(nproc) cores, $(awk -F: '/model name/ {sub(/^ /, "", $2); print $2; exit}' /proc/cpuinfo)"
+[ "$device" = cuda ] && machine="$machine; GPU $(nvidia-smi --query-gpu=name --format=csv,noheader | head -n1)"
+{
+  echo "# bench-server, $label backend, $date_utc"
+  echo
+  echo "- machine: $machine"
+  echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo "- command: \`make bench-server BUILD=$BUILD\` (bench/server.sh; BENCH_SECONDS=$seconds)"
+  echo "- request: $mask, shape [B,H,T,D] = [$shape], $dtype, binary tensors over HTTP/1.1 keep-alive"
+  echo "- load generator: $driver; chilld backend: $device (config backend \"$backend\")"
+  echo
+  echo "| batching | concurrency | requests/s | p50 µs | p99 µs |"
+  echo "|---|---|---|---|---|"
+  printf '%s\n' "${rows[@]}"
+  echo
+  echo "Bare libchill call on the same inputs (bench/bare_call.py, ctypes, device $device): p50 $bare_p50 µs."
+  echo "Per-request overhead at concurrency 1 (server p50 − bare p50): batching off $(overhead "${p50_at_1[false]}") µs,"
+  echo "batching on $(overhead "${p50_at_1[true]}") µs."
+} > "$out"
+echo "bench-server: wrote $out"
+cat "$out"
