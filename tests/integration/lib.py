@@ -154,7 +154,7 @@ class Chilld:
     def url(self):
         return f"127.0.0.1:{self.port}"
 
-    def signal(self, sig):
+    def send_signal(self, sig):
         self.proc.send_signal(sig)
 
     def wait(self, timeout=30.0):

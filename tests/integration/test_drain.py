@@ -44,7 +44,7 @@ def test_signal_drains_in_flight_requests(sig):
         while n < CLIENTS and not any("result" in j for j in jobs) and time.monotonic() < end:
             n = in_flight(server)
         assert n >= 2, f"only {n} requests were ever in flight together"
-        server.signal(sig)
+        server.send_signal(sig)
         for t in threads:
             t.join(120 * lib.SLOW)
         code = server.wait(60)
