@@ -1,0 +1,181 @@
+/* The CUDA backend: one device per configured visible GPU, each with its own
+ * stream, a device buffer pool and a pinned host staging buffer of the same
+ * size, both allocated at start so the request path never allocates. A
+ * staged launch is one host-to-device copy of the packed inputs, the kernel,
+ * and one device-to-host copy of the outputs, all on the device's stream
+ * (cu_seqlens stay in host memory, where libchill reads them).
+ * After a failure the device is asked whether it can still run work; a sticky
+ * error takes it out of service without taking the process down. Built
+ * without CUDA, chill_backend_cuda_create() says so and the CPU serves. */
+#include <stdio.h>
+
+#include "device.h"
+
+#ifdef CHILL_WITH_CUDA
+
+#include <cuda_runtime_api.h>
+#include <stdlib.h>
+
+#include "log.h"
+
+typedef struct gpu {
+    int ordinal;
+    char name[32];
+    cudaStream_t stream;
+    void *pool;     /* device */
+    void *staging;  /* pinned host */
+    int healthy;
+} gpu;
+
+typedef struct cuda_backend {
+    chill_backend base;
+    gpu *gpus;
+    size_t pool_bytes;
+} cuda_backend;
+
+static gpu *gpu_of(chill_backend *b, int dev) { return &((cuda_backend *)b)->gpus[dev]; }
+
+static const char *cuda_device_name(chill_backend *b, int dev) { return gpu_of(b, dev)->name; }
+
+static int cuda_device_ordinal(chill_backend *b, int dev) { return gpu_of(b, dev)->ordinal; }
+
+static void *cuda_staging(chill_backend *b, int dev, size_t bytes, char *err, size_t errlen) {
+    size_t cap = ((cuda_backend *)b)->pool_bytes;
+    if (bytes > cap) {
+        snprintf(err, errlen, "the launch needs %zu bytes of device memory; the pool holds %zu "
+                 "(devices.gpu_pool_bytes)", bytes, cap);
+        return NULL;
+    }
+    return gpu_of(b, dev)->staging;
+}
+
+/* The device address of host pointer p inside the staging buffer. */
+static void *on_device(const gpu *g, const chill_staged *st, const void *p) {
+    return p == NULL ? NULL : (char *)g->pool + ((const char *)p - (const char *)st->host);
+}
+
+/* A CUDA call failed: fills err and checks whether the device survived. */
+static chill_status cuda_failed(gpu *g, cudaError_t e, const char *what, chill_error *err) {
+    snprintf(err->message, sizeof err->message, "%s on %s: %s", what, g->name, cudaGetErrorString(e));
+    err->status = CHILL_ERR_DEVICE;
+    g->healthy = chill_device_healthy();
+    return CHILL_ERR_DEVICE;
+}
+
+static chill_status cuda_forward(chill_backend *b, int dev, chill_params *p, const chill_staged *st,
+                                 chill_error *err) {
+    gpu *g = gpu_of(b, dev);
+    cudaError_t e = cudaSetDevice(g->ordinal);
+    if (e != cudaSuccess)
+        return cuda_failed(g, e, "cudaSetDevice", err);
+    chill_params dp = *p;
+    dp.stream = g->stream;
+    if (st != NULL) {
+        dp.q.data = on_device(g, st, p->q.data);
+        dp.k.data = on_device(g, st, p->k.data);
+        dp.v.data = on_device(g, st, p->v.data);
+        dp.out.data = on_device(g, st, p->out.data);
+        dp.lse.data = on_device(g, st, p->lse.data);
+        e = cudaMemcpyAsync(g->pool, st->host, st->in_bytes, cudaMemcpyHostToDevice, g->stream);
+        if (e != cudaSuccess)
+            return cuda_failed(g, e, "copying the inputs to the device", err);
+    }
+    chill_status s = chill_forward(&dp, err);
+    if (s != CHILL_OK) {
+        if (s == CHILL_ERR_DEVICE)
+            g->healthy = chill_device_healthy();
+        cudaStreamSynchronize(g->stream);
+        return s;
+    }
+    if (st != NULL) {
+        e = cudaMemcpyAsync((char *)st->host + st->out_offset, (char *)g->pool + st->out_offset, st->out_bytes,
+                            cudaMemcpyDeviceToHost, g->stream);
+        if (e != cudaSuccess)
+            return cuda_failed(g, e, "copying the outputs from the device", err);
+    }
+    e = cudaStreamSynchronize(g->stream);
+    return e == cudaSuccess ? CHILL_OK : cuda_failed(g, e, "running the kernel", err);
+}
+
+static int cuda_healthy(chill_backend *b, int dev) { return gpu_of(b, dev)->healthy; }
+
+static uint64_t cuda_memory_used(chill_backend *b, int dev) {
+    return gpu_of(b, dev)->pool != NULL ? ((cuda_backend *)b)->pool_bytes : 0;
+}
+
+static void cuda_destroy(chill_backend *b) {
+    cuda_backend *cb = (cuda_backend *)b;
+    for (int i = 0; i < b->n_devices; i++) {
+        gpu *g = &cb->gpus[i];
+        cudaSetDevice(g->ordinal);
+        cudaStreamDestroy(g->stream);
+        cudaFree(g->pool);
+        cudaFreeHost(g->staging);
+    }
+    free(cb->gpus);
+    free(cb);
+}
+
+static int gpu_init(gpu *g, int ordinal, size_t bytes, char *err, size_t errlen) {
+    cudaError_t e;
+    g->ordinal = ordinal;
+    g->healthy = 1;
+    snprintf(g->name, sizeof g->name, "cuda:%d", ordinal);
+    if ((e = cudaSetDevice(ordinal)) != cudaSuccess ||
+        (e = cudaStreamCreateWithFlags(&g->stream, cudaStreamNonBlocking)) != cudaSuccess ||
+        (e = cudaMalloc(&g->pool, bytes)) != cudaSuccess ||
+        (e = cudaHostAlloc(&g->staging, bytes, cudaHostAllocPortable)) != cudaSuccess) {
+        snprintf(err, errlen, "%s: allocating a %zu-byte pool and staging buffer: %s", g->name, bytes,
+                 cudaGetErrorString(e));
+        return -1;
+    }
+    return 0;
+}
+
+chill_backend *chill_backend_cuda_create(const chill_config *c, char *err, size_t errlen) {
+    int count = 0;
+    cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess || count == 0) {
+        snprintf(err, errlen, "no GPU: %s", e != cudaSuccess ? cudaGetErrorString(e) : "no CUDA device visible");
+        return NULL;
+    }
+    int n = c->n_gpus > 0 ? c->n_gpus : count;
+    cuda_backend *cb = calloc(1, sizeof *cb);
+    cb->gpus = calloc((size_t)n, sizeof *cb->gpus);
+    cb->pool_bytes = c->gpu_pool_bytes;
+    chill_backend *b = &cb->base;
+    for (int i = 0; i < n; i++) {
+        int ordinal = c->n_gpus > 0 ? c->gpus[i] : i;
+        if (ordinal >= count) {
+            snprintf(err, errlen, "devices.gpus: GPU %d is not visible; visible ids are 0..%d", ordinal, count - 1);
+            cuda_destroy(b);
+            return NULL;
+        }
+        b->n_devices = i + 1;
+        if (gpu_init(&cb->gpus[i], ordinal, cb->pool_bytes, err, errlen) != 0) {
+            cuda_destroy(b);
+            return NULL;
+        }
+        chill_log(CHILL_LOG_INFO, "backend", "kind=cuda device=%s pool_bytes=%zu", cb->gpus[i].name, cb->pool_bytes);
+    }
+    b->kind = "cuda";
+    b->max_launch_bytes = cb->pool_bytes;
+    b->device_name = cuda_device_name;
+    b->device_ordinal = cuda_device_ordinal;
+    b->staging = cuda_staging;
+    b->forward = cuda_forward;
+    b->healthy = cuda_healthy;
+    b->memory_used = cuda_memory_used;
+    b->destroy = cuda_destroy;
+    return b;
+}
+
+#else
+
+chill_backend *chill_backend_cuda_create(const chill_config *c, char *err, size_t errlen) {
+    (void)c;
+    snprintf(err, errlen, "this chilld was built without CUDA (CHILL_CUDA=0)");
+    return NULL;
+}
+
+#endif

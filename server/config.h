@@ -1,0 +1,79 @@
+/* chilld's configuration: config/chilld.json, then command-line flags on top.
+ *
+ * Each top-level section of the file is parsed by one small function in
+ * config.c (listed in its section table); a section or key that is not known
+ * is an error that names it and lists the accepted ones. chill_config_explain
+ * prints every field with its value and meaning, for `chilld --check-config`. */
+#ifndef CHILL_SERVER_CONFIG_H
+#define CHILL_SERVER_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "log.h"
+
+#define CHILL_CONFIG_MAX_PRESETS 64
+#define CHILL_CONFIG_MAX_GPUS 16
+
+typedef enum chill_backend_kind {
+    CHILL_BACKEND_AUTO = 0, /* CUDA when a GPU is visible, else CPU */
+    CHILL_BACKEND_CPU,
+    CHILL_BACKEND_CUDA,
+} chill_backend_kind;
+
+typedef struct chill_preset {
+    char name[64];
+    char spec[128];   /* a mask spec, e.g. "sliding_window(4096,0)" */
+} chill_preset;
+
+typedef struct chill_config {
+    /* listen */
+    char address[64];
+    int port;
+    int http_threads;
+    /* devices */
+    chill_backend_kind backend;
+    int gpus[CHILL_CONFIG_MAX_GPUS];
+    int n_gpus;                    /* 0: every visible GPU */
+    int cpu_threads;               /* 0: one per core */
+    uint64_t gpu_pool_bytes;       /* device buffer pool per GPU, also the pinned staging size */
+    /* batching */
+    int batching;                  /* 0: every request is its own launch */
+    int64_t max_queue_delay_us;
+    int64_t max_batch_tokens;
+    int max_batch_requests;
+    int max_queue_requests;        /* per device; past it a request gets 503 */
+    /* limits */
+    uint64_t max_body_bytes;
+    int64_t max_tokens;            /* B * (Tq + Tk) of one request */
+    int64_t max_elements;          /* B * H * T * D of any one tensor */
+    int64_t default_timeout_us;    /* 0: none */
+    /* presets */
+    chill_preset presets[CHILL_CONFIG_MAX_PRESETS];
+    int n_presets;
+    /* log */
+    chill_log_level log_level;
+    /* shutdown */
+    int drain_timeout_s;
+} chill_config;
+
+void chill_config_defaults(chill_config *c);
+
+/* Reads and validates path over c (which holds defaults). 0 on success; -1
+ * with what was wrong, where, and what is accepted in err. */
+int chill_config_load(chill_config *c, const char *path, char *err, size_t errlen);
+/* The same over a JSON text (for tests). */
+int chill_config_parse(chill_config *c, const char *json, char *err, size_t errlen);
+
+/* Applies argv's flags over c. Returns the index of the first argument not
+ * consumed, or -1 with err filled. config_path receives --config's value. */
+int chill_config_flags(chill_config *c, int argc, char **argv, const char **config_path,
+                       const char **check_path, char *err, size_t errlen);
+
+/* Prints every field, its value and what it means. */
+void chill_config_explain(const chill_config *c, FILE *out);
+
+const char *chill_config_usage(void);
+
+#endif

@@ -1,0 +1,362 @@
+/* The libmicrohttpd daemon and the life of one HTTP request: accumulate the
+ * body (within the limit, binary part aligned), route it, and for infer:
+ * decode, submit, suspend; done() resumes the connection from the worker and
+ * the response (JSON header plus binary outputs, sent from the infer's own
+ * buffers through an iovec) is queued on the next call. Request metrics and
+ * the statistics extension's counters are recorded here, where the final
+ * HTTP status is known. */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "protocol.h"
+
+#define BODY_ALIGN 64
+
+struct chill_http {
+    struct MHD_Daemon *daemon;
+    chill_route_ctx ctx;
+    const chill_config *c;
+    MHD_socket listen_fd;
+    pthread_mutex_t lock;
+    pthread_cond_t idle;
+    int active;
+};
+
+/* One request in progress. */
+typedef struct conn {
+    chill_http *h;
+    struct MHD_Connection *mc;
+    uint64_t t0, t_submit;
+    char *alloc;              /* body buffer, BODY_ALIGN-aligned */
+    size_t pad, len, cap;     /* the body is alloc[pad .. pad + len) */
+    int64_t header_len;       /* Inference-Header-Content-Length, -1 when absent */
+    int too_large;
+    char bad_header[160];
+    chill_model *model;       /* infer: the model */
+    chill_infer *inf;         /* infer: submitted, not yet answered */
+    int submitted, completed;
+    chill_reply pending;      /* an answer waiting for the resumed connection */
+} conn;
+
+static void request_begin(chill_http *h) {
+    pthread_mutex_lock(&h->lock);
+    h->active++;
+    pthread_mutex_unlock(&h->lock);
+}
+
+static void request_end(chill_http *h) {
+    pthread_mutex_lock(&h->lock);
+    if (--h->active == 0)
+        pthread_cond_broadcast(&h->idle);
+    pthread_mutex_unlock(&h->lock);
+}
+
+/* ---- queuing responses ------------------------------------------------------------ */
+
+static enum MHD_Result queue(struct MHD_Connection *mc, int status, struct MHD_Response *resp, const char *ctype,
+                             int retry_after) {
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    if (retry_after >= 0) {
+        char v[16];
+        snprintf(v, sizeof v, "%d", retry_after);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, v);
+    }
+    enum MHD_Result rc = MHD_queue_response(mc, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+static enum MHD_Result send_reply(struct MHD_Connection *mc, chill_reply *r) {
+    struct MHD_Response *resp = MHD_create_response_from_buffer(r->len, r->body, MHD_RESPMEM_MUST_FREE);
+    r->body = NULL;
+    return queue(mc, r->status, resp, r->content_type, r->retry_after);
+}
+
+static void free_infer(void *cls) {
+    chill_infer *inf = cls;
+    chill_infer_free(inf);
+    free(inf);
+}
+
+/* Records the answer of an infer request: metrics and model statistics. */
+static void record(conn *k, int status, size_t bytes_out) {
+    chill_model *m = k->model;
+    char code[8];
+    const char *mask = chill_mask_name(m->mask_type);
+    uint64_t now = chill_now_ns();
+    snprintf(code, sizeof code, "%d", status);
+    chill_metric_add(chill_m.requests, 1, m->name, mask, code);
+    chill_metric_observe(chill_m.request_seconds, (double)(now - k->t0) * 1e-9, m->name, mask);
+    chill_metric_add(chill_m.bytes_in, (double)k->len, m->name);
+    chill_metric_add(chill_m.bytes_out, (double)bytes_out, m->name);
+    const chill_request *r = k->inf != NULL && k->submitted ? &k->inf->req : NULL;
+    if (r == NULL || status != 200) {
+        chill_model_record(m, 0, now - k->t0, 0, 0, 0, 0, 0);
+        return;
+    }
+    chill_model_record(m, 1, now - k->t0, r->t_start_ns - r->t_arrive_ns, k->t_submit - k->t0,
+                       r->t_end_ns - r->t_start_ns, now - r->t_end_ns, 1);
+}
+
+static enum MHD_Result send_error(conn *k, int status, int retry_after, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static enum MHD_Result send_error(conn *k, int status, int retry_after, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    chill_reply r;
+    chill_reply_error(&r, status, "%s", msg);
+    r.retry_after = retry_after;
+    if (k->model != NULL)
+        record(k, status, r.len);
+    chill_log(status >= 500 ? CHILL_LOG_WARN : CHILL_LOG_DEBUG, "request_failed", "status=%d error=\"%s\"",
+              status, msg);
+    return send_reply(k->mc, &r);
+}
+
+/* The finished infer request's response, sent from its own buffers. */
+static enum MHD_Result send_infer(conn *k) {
+    chill_infer *inf = k->inf;
+    chill_request *r = &inf->req;
+    if (r->status != CHILL_OK)
+        return send_error(k, r->http_status, r->http_status == 503 ? 1 : -1, "%s", r->error);
+    char err[512];
+    int st = chill_infer_encode(inf, err, sizeof err);
+    if (st != 200)
+        return send_error(k, st, -1, "%s", err);
+    struct MHD_IoVec iov[3];
+    for (int i = 0; i < inf->n_seg; i++)
+        iov[i] = (struct MHD_IoVec){inf->seg[i], inf->seg_len[i]};
+    record(k, 200, inf->resp_len);
+    k->inf = NULL;
+    struct MHD_Response *resp = MHD_create_response_from_iovec(iov, (unsigned)inf->n_seg, free_infer, inf);
+    if (inf->resp_binary) {
+        char v[24];
+        snprintf(v, sizeof v, "%zu", inf->resp_json_len);
+        MHD_add_response_header(resp, "Inference-Header-Content-Length", v);
+    }
+    return queue(k->mc, 200, resp, inf->resp_binary ? "application/octet-stream" : "application/json", -1);
+}
+
+/* ---- infer ---------------------------------------------------------------------------- */
+
+static void on_done(chill_request *req) {
+    conn *k = req->user;
+    chill_metric_add(chill_m.in_flight, -1, k->model->name);
+    k->completed = 1;
+    MHD_resume_connection(k->mc);
+}
+
+static enum MHD_Result start_infer(conn *k) {
+    chill_http *h = k->h;
+    char err[1024];
+    k->inf = calloc(1, sizeof *k->inf);
+    int st = chill_infer_decode(k->inf, h->c, k->model, k->alloc + k->pad, k->len, k->header_len, err, sizeof err);
+    if (st != 200)
+        return send_error(k, st, -1, "%s", err);
+    k->t_submit = chill_now_ns();
+    k->inf->req.done = on_done;
+    k->inf->req.user = k;
+    chill_metric_add(chill_m.in_flight, 1, k->model->name);
+    MHD_suspend_connection(k->mc);
+    chill_submit_result sr = chill_submit(h->ctx.s, &k->inf->req);
+    if (sr == CHILL_SUBMIT_OK) {
+        k->submitted = 1;
+        return MHD_YES;
+    }
+    chill_metric_add(chill_m.in_flight, -1, k->model->name);
+    chill_reply_error(&k->pending, 503, "%s", sr == CHILL_SUBMIT_FULL
+                      ? "overloaded: the device queues are full (batching.max_queue_requests); retry later"
+                      : "shutting down: no new requests are accepted");
+    k->pending.retry_after = 1;
+    MHD_resume_connection(k->mc);
+    return MHD_YES;
+}
+
+/* ---- the body ---------------------------------------------------------------------------- */
+
+/* Inference-Header-Content-Length: digits only, within the body limit. */
+static void read_header_len(conn *k) {
+    const char *v = MHD_lookup_connection_value(k->mc, MHD_HEADER_KIND, "Inference-Header-Content-Length");
+    k->header_len = -1;
+    if (v == NULL)
+        return;
+    size_t n = strlen(v);
+    int ok = n > 0 && n < 19;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = isdigit((unsigned char)v[i]);
+    if (!ok) {
+        snprintf(k->bad_header, sizeof k->bad_header, "Inference-Header-Content-Length: \"%.40s\" is not a "
+                 "non-negative integer of bytes", v);
+        return;
+    }
+    k->header_len = strtoll(v, NULL, 10);
+}
+
+/* Room for at least need body bytes, the binary part after the JSON header
+ * aligned to BODY_ALIGN. */
+static int reserve(conn *k, size_t need) {
+    if (need <= k->cap)
+        return 0;
+    size_t cap = k->cap ? k->cap : 16384;
+    while (cap < need)
+        cap *= 2;
+    if (k->cap == 0 && k->header_len >= 0)
+        k->pad = (BODY_ALIGN - (size_t)k->header_len % BODY_ALIGN) % BODY_ALIGN;
+    char *p = NULL;
+    if (posix_memalign((void **)&p, BODY_ALIGN, k->pad + cap) != 0)
+        return -1;
+    if (k->alloc != NULL)
+        memcpy(p + k->pad, k->alloc + k->pad, k->len);
+    free(k->alloc);
+    k->alloc = p;
+    k->cap = cap;
+    return 0;
+}
+
+static void append(conn *k, const char *data, size_t n) {
+    if (k->too_large || k->len + n > k->h->c->max_body_bytes) {
+        k->too_large = 1;
+        return;
+    }
+    if (reserve(k, k->len + n) != 0) {
+        k->too_large = 1;
+        return;
+    }
+    memcpy(k->alloc + k->pad + k->len, data, n);
+    k->len += n;
+}
+
+static conn *conn_new(chill_http *h, struct MHD_Connection *mc) {
+    conn *k = calloc(1, sizeof *k);
+    k->h = h;
+    k->mc = mc;
+    k->t0 = chill_now_ns();
+    read_header_len(k);
+    const char *cl = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    unsigned long long n = cl != NULL ? strtoull(cl, NULL, 10) : 0;
+    if (n > h->c->max_body_bytes)
+        k->too_large = 1;
+    else if (n > 0 && reserve(k, (size_t)n) != 0)
+        k->too_large = 1;
+    request_begin(h);
+    return k;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *mc, const char *url, const char *method,
+                              const char *version, const char *upload, size_t *upload_size, void **con_cls) {
+    chill_http *h = cls;
+    conn *k = *con_cls;
+    (void)version;
+    if (k == NULL) {
+        *con_cls = conn_new(h, mc);
+        return MHD_YES;
+    }
+    if (*upload_size > 0) {
+        append(k, upload, *upload_size);
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (k->pending.body != NULL)
+        return send_reply(mc, &k->pending);
+    if (k->completed)
+        return send_infer(k);
+    if (k->submitted)
+        return MHD_YES;
+    chill_reply r;
+    k->model = chill_route(&h->ctx, method, url, k->alloc + k->pad, k->len, &r);
+    if (k->model == NULL)
+        return send_reply(mc, &r);
+    if (k->too_large)
+        return send_error(k, 413, -1, "the body is larger than %llu bytes (limits.max_body_bytes)",
+                          (unsigned long long)h->c->max_body_bytes);
+    if (k->bad_header[0] != '\0')
+        return send_error(k, 400, -1, "%s", k->bad_header);
+    return start_infer(k);
+}
+
+static void completed(void *cls, struct MHD_Connection *mc, void **con_cls, enum MHD_RequestTerminationCode toe) {
+    conn *k = *con_cls;
+    (void)mc;
+    (void)toe;
+    if (k == NULL)
+        return;
+    if (k->inf != NULL) {
+        chill_infer_free(k->inf);
+        free(k->inf);
+    }
+    free(k->pending.body);
+    free(k->alloc);
+    free(k);
+    *con_cls = NULL;
+    request_end(cls);
+}
+
+chill_http *chill_http_start(const chill_config *c, chill_scheduler *s, char *err, size_t errlen) {
+    struct sockaddr_in addr = {0};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons((uint16_t)c->port);
+    if (inet_pton(AF_INET, c->address, &addr.sin_addr) != 1) {
+        snprintf(err, errlen, "listen.address: \"%s\" is not an IPv4 address", c->address);
+        return NULL;
+    }
+    chill_http *h = calloc(1, sizeof *h);
+    h->c = c;
+    h->ctx.c = c;
+    h->ctx.s = s;
+    pthread_mutex_init(&h->lock, NULL);
+    pthread_cond_init(&h->idle, NULL);
+    h->daemon = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC, 0, NULL,
+                                 NULL, handle, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+                                 MHD_OPTION_THREAD_POOL_SIZE, (unsigned)c->http_threads,
+                                 MHD_OPTION_NOTIFY_COMPLETED, completed, h, MHD_OPTION_CONNECTION_TIMEOUT,
+                                 (unsigned)120, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_END);
+    if (h->daemon == NULL) {
+        snprintf(err, errlen, "cannot listen on %s:%d (in use, or not an address of this host)", c->address, c->port);
+        pthread_mutex_destroy(&h->lock);
+        pthread_cond_destroy(&h->idle);
+        free(h);
+        return NULL;
+    }
+    h->listen_fd = MHD_INVALID_SOCKET;
+    chill_log(CHILL_LOG_INFO, "listening", "addr=%s port=%d threads=%d", c->address, c->port, c->http_threads);
+    return h;
+}
+
+void chill_http_quiesce(chill_http *h) {
+    h->listen_fd = MHD_quiesce_daemon(h->daemon);
+}
+
+int chill_http_wait_idle(chill_http *h, int timeout_s) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += timeout_s;
+    pthread_mutex_lock(&h->lock);
+    while (h->active > 0 && pthread_cond_timedwait(&h->idle, &h->lock, &ts) == 0)
+        ;
+    int left = h->active;
+    pthread_mutex_unlock(&h->lock);
+    return left;
+}
+
+void chill_http_stop(chill_http *h) {
+    MHD_stop_daemon(h->daemon);
+    if (h->listen_fd != MHD_INVALID_SOCKET)
+        close(h->listen_fd);
+    pthread_mutex_destroy(&h->lock);
+    pthread_cond_destroy(&h->idle);
+    free(h);
+}

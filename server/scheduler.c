@@ -1,0 +1,430 @@
+/* Per-device queues, batching and workers. One mutex guards every queue (they
+ * are short and a worker holds it only to pick a batch); each device has its
+ * own condition variable. Time spent in the queue, the launch, the batch size,
+ * tokens and FLOPs go to the metrics here; the transport records the rest. */
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "metrics.h"
+#include "pack.h"
+#include "scheduler.h"
+
+typedef struct device_queue {
+    chill_scheduler *s;
+    int index;
+    const char *name;
+    chill_request **items;
+    int count;
+    int healthy;
+    pthread_cond_t cond;
+    pthread_t thread;
+} device_queue;
+
+struct chill_scheduler {
+    chill_backend *b;
+    int batching, max_batch_requests, max_queue;
+    int64_t max_queue_delay_ns, max_batch_tokens;
+    pthread_mutex_t lock;
+    pthread_cond_t idle;
+    device_queue *devs;
+    int draining, stopping;
+    int in_flight;
+};
+
+uint64_t chill_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void set_queued_gauge(device_queue *d) {
+    chill_metric_set(chill_m.queued, d->count, d->name);
+}
+
+/* The healthy device with the shortest queue for r, or -1. A request on a
+ * device (CUDA shared memory) goes to that device only. */
+static int pick_device(chill_scheduler *s, const chill_request *r) {
+    int best = -1;
+    for (int i = 0; i < s->b->n_devices; i++) {
+        device_queue *d = &s->devs[i];
+        if (!d->healthy || (r->device >= 0 && s->b->device_ordinal(s->b, i) != r->device))
+            continue;
+        if (best < 0 || d->count < s->devs[best].count)
+            best = i;
+    }
+    return best;
+}
+
+static void push(device_queue *d, chill_request *r) {
+    d->items[d->count++] = r;
+    set_queued_gauge(d);
+    pthread_cond_signal(&d->cond);
+}
+
+/* Answers r with an error, outside the lock. */
+static void fail(chill_request *r, chill_status st, int http, const char *msg) {
+    r->status = st;
+    r->http_status = http;
+    snprintf(r->error, sizeof r->error, "%s", msg);
+    r->t_end_ns = chill_now_ns();
+    if (r->t_start_ns == 0)
+        r->t_start_ns = r->t_end_ns;
+    r->done(r);
+}
+
+static void finished(chill_scheduler *s, int n) {
+    pthread_mutex_lock(&s->lock);
+    s->in_flight -= n;
+    if (s->in_flight == 0)
+        pthread_cond_broadcast(&s->idle);
+    pthread_mutex_unlock(&s->lock);
+}
+
+chill_submit_result chill_submit(chill_scheduler *s, chill_request *r) {
+    pthread_mutex_lock(&s->lock);
+    if (s->draining) {
+        pthread_mutex_unlock(&s->lock);
+        return CHILL_SUBMIT_DRAINING;
+    }
+    int i = pick_device(s, r);
+    if (i >= 0 && s->devs[i].count >= s->max_queue) {
+        pthread_mutex_unlock(&s->lock);
+        return CHILL_SUBMIT_FULL;
+    }
+    r->t_arrive_ns = chill_now_ns();
+    r->t_start_ns = r->t_end_ns = 0;
+    r->batch_size = 0;
+    s->in_flight++;
+    if (i < 0) {
+        pthread_mutex_unlock(&s->lock);
+        char msg[160];
+        if (r->device >= 0)
+            snprintf(msg, sizeof msg, "device %d: not served by this chilld or out of service", r->device);
+        else
+            snprintf(msg, sizeof msg, "no device in service (see /v2/health/ready)");
+        fail(r, CHILL_ERR_DEVICE, 503, msg);
+        finished(s, 1);
+        return CHILL_SUBMIT_OK;
+    }
+    push(&s->devs[i], r);
+    pthread_mutex_unlock(&s->lock);
+    return CHILL_SUBMIT_OK;
+}
+
+/* Bytes a launch of r alone would stage. */
+static size_t launch_bytes(chill_request *r) {
+    chill_pack_layout l;
+    chill_pack_plan(&r, 1, &l);
+    return l.bytes;
+}
+
+/* Picks the batch led by the oldest request into out[]; caller holds the
+ * lock. Returns how many, and whether more could still join. */
+static int collect(chill_scheduler *s, device_queue *d, chill_request **out, int *full) {
+    chill_request *first = d->items[0];
+    int n = 0;
+    int64_t tokens = 0;
+    size_t bytes = 0;
+    *full = 0;
+    for (int i = 0; i < d->count; i++) {
+        chill_request *r = d->items[i];
+        if (n > 0 && (!s->batching || first->device >= 0 || !chill_batch_key_equal(first, r)))
+            continue;
+        int64_t t = chill_request_tokens(r);
+        size_t bb = first->device >= 0 ? 0 : launch_bytes(r);
+        if (n > 0 && (tokens + t > s->max_batch_tokens || bytes + bb > s->b->max_launch_bytes)) {
+            *full = 1;
+            break;
+        }
+        out[n++] = r;
+        tokens += t;
+        bytes += bb;
+        if (n == s->max_batch_requests) {
+            *full = 1;
+            break;
+        }
+    }
+    if (!s->batching || first->device >= 0)
+        *full = 1;
+    return n;
+}
+
+static void remove_batch(device_queue *d, chill_request **batch, int n) {
+    int w = 0;
+    for (int i = 0; i < d->count; i++) {
+        int taken = 0;
+        for (int j = 0; j < n && !taken; j++)
+            taken = d->items[i] == batch[j];
+        if (!taken)
+            d->items[w++] = d->items[i];
+    }
+    d->count = w;
+    set_queued_gauge(d);
+}
+
+static void abs_deadline(uint64_t ns, struct timespec *ts) {
+    struct timespec now_mono, now_real;
+    clock_gettime(CLOCK_MONOTONIC, &now_mono);
+    clock_gettime(CLOCK_REALTIME, &now_real);
+    uint64_t mono = (uint64_t)now_mono.tv_sec * 1000000000u + (uint64_t)now_mono.tv_nsec;
+    uint64_t real = (uint64_t)now_real.tv_sec * 1000000000u + (uint64_t)now_real.tv_nsec;
+    uint64_t t = real + (ns > mono ? ns - mono : 0);
+    ts->tv_sec = (time_t)(t / 1000000000u);
+    ts->tv_nsec = (long)(t % 1000000000u);
+}
+
+/* Waits for a batch; returns its size, 0 when stopping with nothing left.
+ * Caller holds the lock. */
+static int next_batch(chill_scheduler *s, device_queue *d, chill_request **batch) {
+    for (;;) {
+        while (d->count == 0 && !s->stopping)
+            pthread_cond_wait(&d->cond, &s->lock);
+        if (d->count == 0)
+            return 0;
+        int full, n = collect(s, d, batch, &full);
+        uint64_t until = d->items[0]->t_arrive_ns + (uint64_t)s->max_queue_delay_ns;
+        if (full || s->draining || !d->healthy || chill_now_ns() >= until) {
+            remove_batch(d, batch, n);
+            return n;
+        }
+        struct timespec ts;
+        abs_deadline(until, &ts);
+        pthread_cond_timedwait(&d->cond, &s->lock, &ts);
+    }
+}
+
+static int http_status_of(chill_status st) {
+    switch (st) {
+    case CHILL_OK: return 200;
+    case CHILL_ERR_INVALID:
+    case CHILL_ERR_UNSUPPORTED: return 400;
+    case CHILL_ERR_NOMEM: return 503;
+    default: return 500;
+    }
+}
+
+static void record_launch(device_queue *d, chill_request **batch, int n) {
+    chill_backend *b = d->s->b;
+    chill_metric_observe(chill_m.batch_requests, n, chill_mask_name(batch[0]->params.mask.type), d->name);
+    chill_metric_set(chill_m.device_memory, (double)b->memory_used(b, d->index), d->name);
+    for (int i = 0; i < n; i++) {
+        chill_request *r = batch[i];
+        const char *mask = chill_mask_name(r->params.mask.type), *dt = chill_dtype_name(r->params.dtype);
+        chill_metric_observe(chill_m.queue_seconds, (double)(r->t_start_ns - r->t_arrive_ns) * 1e-9, r->model, mask);
+        chill_metric_observe(chill_m.compute_seconds, (double)(r->t_end_ns - r->t_start_ns) * 1e-9, r->model,
+                             mask, dt, d->name);
+        if (r->status != CHILL_OK)
+            continue;
+        int64_t tq = 0, tk = 0;
+        for (int64_t s = 0; s < r->params.batch; s++) {
+            tq += r->params.seq_lens_q ? r->params.seq_lens_q[s] : r->params.seq_q;
+            tk += r->params.seq_lens_k ? r->params.seq_lens_k[s] : r->params.seq_k;
+        }
+        chill_metric_add(chill_m.tokens, (double)tq, r->model, mask, dt, "query");
+        chill_metric_add(chill_m.tokens, (double)tk, r->model, mask, dt, "key");
+        if (r->device < 0)
+            chill_metric_add(chill_m.flops, 4.0 * (double)r->params.head_dim * (double)chill_attended_pairs(&r->params),
+                             r->model, mask, dt);
+    }
+}
+
+/* Runs one launch and fills every request's status (not done() yet). */
+static void run_batch(device_queue *d, chill_request **batch, int n) {
+    chill_backend *b = d->s->b;
+    chill_error err = {0};
+    chill_status st;
+    uint64_t t0 = chill_now_ns();
+    for (int i = 0; i < n; i++)
+        batch[i]->t_start_ns = t0;
+    if (batch[0]->device >= 0) {
+        st = b->forward(b, d->index, &batch[0]->params, NULL, &err);
+    } else {
+        chill_pack_layout l;
+        chill_params packed;
+        chill_pack_plan(batch, n, &l);
+        void *staging = b->staging(b, d->index, l.bytes, err.message, sizeof err.message);
+        if (staging == NULL) {
+            st = CHILL_ERR_INVALID;
+        } else {
+            chill_pack(batch, n, &l, staging, &packed);
+            chill_staged staged = {staging, l.off_out, l.off_out, l.bytes - l.off_out};
+            st = b->forward(b, d->index, &packed, &staged, &err);
+            if (st == CHILL_OK)
+                chill_unpack(batch, n, &l, staging);
+        }
+    }
+    uint64_t t1 = chill_now_ns();
+    for (int i = 0; i < n; i++) {
+        chill_request *r = batch[i];
+        r->status = st;
+        r->http_status = http_status_of(st);
+        snprintf(r->error, sizeof r->error, "%s", st == CHILL_OK ? "" : err.message);
+        r->t_end_ns = t1;
+        r->batch_size = n;
+    }
+    if (st == CHILL_ERR_DEVICE || !b->healthy(b, d->index)) {
+        chill_log(CHILL_LOG_ERROR, "device_failed", "device=%s error=\"%s\"", d->name, err.message);
+        pthread_mutex_lock(&d->s->lock);
+        d->healthy = 0;
+        pthread_mutex_unlock(&d->s->lock);
+        chill_metric_set(chill_m.device_healthy, 0, d->name);
+    }
+    record_launch(d, batch, n);
+}
+
+/* Moves the queue of a device out of service to healthy ones; what has
+ * nowhere to go is returned in orphans. Caller holds the lock. */
+static int evacuate(device_queue *d, chill_request **orphans) {
+    int n = 0;
+    for (int i = 0; i < d->count; i++) {
+        int to = pick_device(d->s, d->items[i]);
+        if (to >= 0)
+            push(&d->s->devs[to], d->items[i]);
+        else
+            orphans[n++] = d->items[i];
+    }
+    d->count = 0;
+    set_queued_gauge(d);
+    return n;
+}
+
+static void answer_expired(chill_request **batch, int *n) {
+    uint64_t now = chill_now_ns();
+    int w = 0;
+    for (int i = 0; i < *n; i++) {
+        chill_request *r = batch[i];
+        if (r->deadline_ns != 0 && now > r->deadline_ns) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "timeout: the request waited %.3f ms in the queue, past its deadline",
+                     (double)(now - r->t_arrive_ns) * 1e-6);
+            fail(r, CHILL_ERR_INVALID, 504, msg);
+        } else {
+            batch[w++] = r;
+        }
+    }
+    *n = w;
+}
+
+static void *worker(void *arg) {
+    device_queue *d = arg;
+    chill_scheduler *s = d->s;
+    chill_request **batch = malloc(sizeof *batch * (size_t)s->max_queue * (size_t)s->b->n_devices);
+    pthread_mutex_lock(&s->lock);
+    for (;;) {
+        if (!d->healthy && d->count > 0) {
+            int n = evacuate(d, batch);
+            pthread_mutex_unlock(&s->lock);
+            for (int i = 0; i < n; i++)
+                fail(batch[i], CHILL_ERR_DEVICE, 503, "every device is out of service (see /v2/health/ready)");
+            finished(s, n);
+            pthread_mutex_lock(&s->lock);
+            continue;
+        }
+        int n = next_batch(s, d, batch);
+        if (n == 0)
+            break;
+        pthread_mutex_unlock(&s->lock);
+        int total = n;
+        answer_expired(batch, &n);
+        if (n > 0)
+            run_batch(d, batch, n);
+        for (int i = 0; i < n; i++)
+            batch[i]->done(batch[i]);
+        finished(s, total);
+        pthread_mutex_lock(&s->lock);
+    }
+    pthread_mutex_unlock(&s->lock);
+    free(batch);
+    return NULL;
+}
+
+chill_scheduler *chill_scheduler_create(const chill_config *c, chill_backend *b) {
+    chill_scheduler *s = calloc(1, sizeof *s);
+    s->b = b;
+    s->batching = c->batching;
+    s->max_batch_requests = c->max_batch_requests;
+    s->max_queue = c->max_queue_requests;
+    s->max_queue_delay_ns = c->max_queue_delay_us * 1000;
+    s->max_batch_tokens = c->max_batch_tokens;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->idle, NULL);
+    s->devs = calloc((size_t)b->n_devices, sizeof *s->devs);
+    for (int i = 0; i < b->n_devices; i++) {
+        device_queue *d = &s->devs[i];
+        d->s = s;
+        d->index = i;
+        d->name = b->device_name(b, i);
+        /* evacuation may move every other queue here */
+        d->items = malloc(sizeof *d->items * (size_t)s->max_queue * (size_t)b->n_devices);
+        d->healthy = b->healthy(b, i);
+        pthread_cond_init(&d->cond, NULL);
+        chill_metric_set(chill_m.device_healthy, d->healthy, d->name);
+        chill_metric_set(chill_m.device_memory, (double)b->memory_used(b, i), d->name);
+        set_queued_gauge(d);
+        pthread_create(&d->thread, NULL, worker, d);
+    }
+    return s;
+}
+
+int chill_scheduler_drain(chill_scheduler *s, int timeout_s) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += timeout_s;
+    pthread_mutex_lock(&s->lock);
+    s->draining = 1;
+    for (int i = 0; i < s->b->n_devices; i++)
+        pthread_cond_signal(&s->devs[i].cond);
+    while (s->in_flight > 0)
+        if (pthread_cond_timedwait(&s->idle, &s->lock, &ts) == ETIMEDOUT)
+            break;
+    int left = s->in_flight;
+    pthread_mutex_unlock(&s->lock);
+    return left;
+}
+
+void chill_scheduler_destroy(chill_scheduler *s) {
+    pthread_mutex_lock(&s->lock);
+    s->draining = s->stopping = 1;
+    for (int i = 0; i < s->b->n_devices; i++)
+        pthread_cond_signal(&s->devs[i].cond);
+    pthread_mutex_unlock(&s->lock);
+    for (int i = 0; i < s->b->n_devices; i++) {
+        pthread_join(s->devs[i].thread, NULL);
+        pthread_cond_destroy(&s->devs[i].cond);
+        free(s->devs[i].items);
+    }
+    s->b->destroy(s->b);
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->idle);
+    free(s->devs);
+    free(s);
+}
+
+int chill_scheduler_ready(chill_scheduler *s) {
+    pthread_mutex_lock(&s->lock);
+    int n = 0;
+    for (int i = 0; i < s->b->n_devices && !s->draining; i++)
+        n += s->devs[i].healthy;
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
+char *chill_scheduler_status_json(chill_scheduler *s) {
+    json_t *list = json_array();
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < s->b->n_devices; i++)
+        json_array_append_new(list, json_pack("{s:s,s:b,s:i}", "name", s->devs[i].name, "healthy",
+                                              s->devs[i].healthy, "queued", s->devs[i].count));
+    int draining = s->draining;
+    pthread_mutex_unlock(&s->lock);
+    json_t *j = json_pack("{s:s,s:b,s:o}", "backend", s->b->kind, "draining", draining, "devices", list);
+    char *out = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    return out;
+}

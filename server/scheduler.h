@@ -1,0 +1,37 @@
+/* The scheduler: a bounded queue per device, one worker thread per device,
+ * and dynamic batching. A worker takes the oldest request of its queue, waits
+ * up to max_queue_delay_us from that request's arrival for others of the same
+ * key (pack.h) until max_batch_tokens or max_batch_requests, packs them into
+ * one varlen launch, runs it on its backend device and splits the results
+ * back. Every accepted request is answered exactly once through its done().
+ * A device whose backend reports a sticky error leaves service; its queue
+ * moves to the devices still healthy (or is answered 503 when none is). */
+#ifndef CHILL_SERVER_SCHEDULER_H
+#define CHILL_SERVER_SCHEDULER_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "device.h"
+#include "request.h"
+
+typedef struct chill_scheduler chill_scheduler;
+
+/* Starts one worker per device of b (which the scheduler then owns). */
+chill_scheduler *chill_scheduler_create(const chill_config *c, chill_backend *b);
+
+/* Stops accepting (submit answers CHILL_SUBMIT_DRAINING) and waits until
+ * every accepted request has been answered or timeout_s passed. Returns the
+ * number still unanswered. */
+int chill_scheduler_drain(chill_scheduler *s, int timeout_s);
+
+/* Joins the workers (after they answered everything queued) and frees s. */
+void chill_scheduler_destroy(chill_scheduler *s);
+
+/* Devices still in service; 0 also while draining. */
+int chill_scheduler_ready(chill_scheduler *s);
+
+/* {"devices":[{"name":"cuda:0","healthy":true,"queued":0},...]}, malloc'd. */
+char *chill_scheduler_status_json(chill_scheduler *s);
+
+#endif
