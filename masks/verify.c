@@ -98,34 +98,32 @@ static chill_range column_truth(const verifier *v, int64_t k, int64_t q_lo, int6
     return r;
 }
 
-/* Neither end of a range may decrease as its position grows (empty ranges
- * aside); *prev holds the last non-empty range and its position. */
-static chill_status check_rising(const verifier *v, const char *stmt, chill_range got, int64_t at, chill_range *prev,
-                                 int64_t *prev_at) {
-    char a[48], b[48];
+/* Whether got keeps both ends of the last non-empty range *prev (empty
+ * ranges aside); moves *prev to got when it is not empty. */
+static bool rises(chill_range got, chill_range *prev) {
     if (chill_range_is_empty(got))
-        return CHILL_OK;
+        return true;
     if (!chill_range_is_empty(*prev) && (got.lo < prev->lo || got.hi < prev->hi))
-        return mismatch(v, "%s at %" PRId64 " = %s after %s at %" PRId64 ": neither end may decrease", stmt,
-                        at, range_text(got, a, sizeof a), range_text(*prev, b, sizeof b), *prev_at);
+        return false;
     *prev = got;
-    *prev_at = at;
-    return CHILL_OK;
+    return true;
 }
 
 static chill_status check_k_range(const verifier *v, int64_t n_k) {
     chill_range prev = chill_range_empty();
     int64_t prev_q = 0;
-    char a[48], b[48], stmt[64];
-    snprintf(stmt, sizeof stmt, "k_range(q, n_k=%" PRId64 ") for q", n_k);
+    char a[48], b[48];
     for (int64_t q = v->q_min; q <= v->q_max; q++) {
         chill_range want = row_truth(v, q, n_k), got = v->ops->k_range(v->a, q, n_k);
         if (!same_range(want, got))
             return mismatch(v, "k_range(q=%" PRId64 ", n_k=%" PRId64 ") = %s, expected %s (the first and last key q "
                             "attends)", q, n_k, range_text(got, a, sizeof a), range_text(want, b, sizeof b));
-        chill_status s = check_rising(v, stmt, got, q, &prev, &prev_q);
-        if (s != CHILL_OK)
-            return s;
+        chill_range before = prev;
+        if (!rises(got, &prev))
+            return mismatch(v, "k_range(q=%" PRId64 ", n_k=%" PRId64 ") = %s falls below k_range(q=%" PRId64
+                            ") = %s: neither end may decrease as q grows", q, n_k, range_text(got, a, sizeof a),
+                            prev_q, range_text(before, b, sizeof b));
+        prev_q = chill_range_is_empty(got) ? prev_q : q;
     }
     return CHILL_OK;
 }
@@ -133,17 +131,19 @@ static chill_status check_k_range(const verifier *v, int64_t n_k) {
 static chill_status check_q_range(const verifier *v, int64_t q_lo, int64_t q_hi) {
     chill_range prev = chill_range_empty();
     int64_t prev_k = 0;
-    char a[48], b[48], stmt[96];
-    snprintf(stmt, sizeof stmt, "q_range(k, q_lo=%" PRId64 ", q_hi=%" PRId64 ") for k", q_lo, q_hi);
+    char a[48], b[48];
     for (int64_t k = 0; k < v->n; k++) {
         chill_range want = column_truth(v, k, q_lo, q_hi), got = v->ops->q_range(v->a, k, q_lo, q_hi);
         if (!same_range(want, got))
             return mismatch(v, "q_range(k=%" PRId64 ", q_lo=%" PRId64 ", q_hi=%" PRId64 ") = %s, expected %s (the "
                             "first and last query in [q_lo, q_hi] attending k)", k, q_lo, q_hi,
                             range_text(got, a, sizeof a), range_text(want, b, sizeof b));
-        chill_status s = check_rising(v, stmt, got, k, &prev, &prev_k);
-        if (s != CHILL_OK)
-            return s;
+        chill_range before = prev;
+        if (!rises(got, &prev))
+            return mismatch(v, "q_range(k=%" PRId64 ", q_lo=%" PRId64 ", q_hi=%" PRId64 ") = %s falls below "
+                            "q_range(k=%" PRId64 ") = %s: neither end may decrease as k grows", k, q_lo, q_hi,
+                            range_text(got, a, sizeof a), prev_k, range_text(before, b, sizeof b));
+        prev_k = chill_range_is_empty(got) ? prev_k : k;
     }
     return CHILL_OK;
 }
