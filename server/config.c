@@ -69,6 +69,21 @@ static const field shutdown_fields[] = {
     {0},
 };
 
+static const field shared_memory_fields[] = {
+    FIELD("system", F_BOOL, shm_system, 0, 1,
+          "allow system shared-memory registration (unset: only when listening on loopback or a unix socket)"),
+    FIELD("cuda", F_BOOL, shm_cuda, 0, 1, "allow CUDA shared-memory registration (unset: as system, with a GPU)"),
+    {0},
+};
+
+static const field unix_socket_fields[] = {
+    FIELD("path", F_STR, uds.path, 0, 0, "path of the native socket for co-located clients (empty: none)"),
+    FIELD("mode", F_STR, uds.mode, 0, 0, "its file mode, octal"),
+    FIELD("max_arena_bytes", F_U64, uds.max_arena_bytes, 4096, INT64_MAX,
+          "largest memfd arena a client may hand over"),
+    {0},
+};
+
 static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(char *err, size_t errlen, const char *fmt, ...) {
     va_list ap;
@@ -243,6 +258,35 @@ static int section_shutdown(chill_config *c, json_t *obj, char *err, size_t errl
     return parse_fields(c, "shutdown", obj, shutdown_fields, NULL, err, errlen);
 }
 
+static int section_shared_memory(chill_config *c, json_t *obj, char *err, size_t errlen) {
+    return parse_fields(c, "shared_memory", obj, shared_memory_fields, NULL, err, errlen);
+}
+
+/* unix_socket.allow_uids / allow_gids: arrays of ids allowed to connect. */
+static int id_list(json_t *obj, const char *key, int64_t *ids, int *n, char *err, size_t errlen) {
+    json_t *a = json_object_get(obj, key), *v;
+    size_t i;
+    if (a == NULL)
+        return 0;
+    if (!json_is_array(a) || json_array_size(a) > CHILL_UDS_MAX_ALLOW)
+        return fail(err, errlen, "unix_socket.%s: expected an array of at most %d ids", key, CHILL_UDS_MAX_ALLOW);
+    *n = 0;
+    json_array_foreach(a, i, v) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > UINT32_MAX)
+            return fail(err, errlen, "unix_socket.%s[%zu]: expected a user or group id (0..4294967295)", key, i);
+        ids[(*n)++] = json_integer_value(v);
+    }
+    return 0;
+}
+
+static int section_unix_socket(chill_config *c, json_t *obj, char *err, size_t errlen) {
+    if (parse_fields(c, "unix_socket", obj, unix_socket_fields, "allow_uids,allow_gids", err, errlen) != 0)
+        return -1;
+    if (id_list(obj, "allow_uids", c->uds.allow_uid, &c->uds.n_allow_uid, err, errlen) != 0)
+        return -1;
+    return id_list(obj, "allow_gids", c->uds.allow_gid, &c->uds.n_allow_gid, err, errlen);
+}
+
 static const struct section {
     const char *name;
     int (*parse)(chill_config *c, json_t *obj, char *err, size_t errlen);
@@ -254,6 +298,8 @@ static const struct section {
     {"presets", section_presets},
     {"log", section_log},
     {"shutdown", section_shutdown},
+    {"shared_memory", section_shared_memory},
+    {"unix_socket", section_unix_socket},
 };
 
 #define N_SECTIONS (sizeof sections / sizeof sections[0])
@@ -275,6 +321,9 @@ void chill_config_defaults(chill_config *c) {
     c->max_elements = (int64_t)1 << 28;
     c->log_level = CHILL_LOG_INFO;
     c->drain_timeout_s = 30;
+    c->shm_system = c->shm_cuda = -1;
+    snprintf(c->uds.mode, sizeof c->uds.mode, "0660");
+    c->uds.max_arena_bytes = (uint64_t)4 << 30;
 }
 
 static int parse_root(chill_config *c, json_t *root, char *err, size_t errlen) {
@@ -432,4 +481,8 @@ void chill_config_explain(const chill_config *c, FILE *out) {
     fprintf(out, "  log.level = \"%s\"\n      lowest level written to stderr (debug, info, warn, error)\n",
             levels[c->log_level]);
     explain_fields(c, "shutdown", shutdown_fields, out);
+    explain_fields(c, "shared_memory", shared_memory_fields, out);
+    explain_fields(c, "unix_socket", unix_socket_fields, out);
+    fprintf(out, "  unix_socket.allow_uids, allow_gids = %d, %d ids\n      peers allowed to connect (both empty: "
+            "chilld's own user only)\n", c->uds.n_allow_uid, c->uds.n_allow_gid);
 }

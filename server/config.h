@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "log.h"
+#include "uds.h"
 
 #define CHILL_CONFIG_MAX_PRESETS 64
 #define CHILL_CONFIG_MAX_GPUS 16
@@ -56,6 +57,10 @@ typedef struct chill_config {
     chill_log_level log_level;
     /* shutdown */
     int drain_timeout_s;
+    /* shared memory (server/shm.c); -1: on only when listening on loopback or a unix socket */
+    int shm_system, shm_cuda;
+    /* the native unix socket (server/uds.c) */
+    chill_uds_config uds;
 } chill_config;
 
 void chill_config_defaults(chill_config *c);

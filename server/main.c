@@ -20,6 +20,7 @@
 #include "models.h"
 #include "regions.h"
 #include "scheduler.h"
+#include "uds.h"
 
 #define DEFAULT_CONFIG "config/chilld.json"
 
@@ -116,11 +117,16 @@ int main(int argc, char **argv) {
     chill_backend *b = open_backend(&c);
     if (b == NULL)
         return 1;
-    int loopback = strncmp(c.address, "127.", 4) == 0;
-    chill_regions_configure(loopback, loopback && strcmp(b->kind, "cuda") == 0);
+    int local = strncmp(c.address, "127.", 4) == 0 || c.uds.path[0] != '\0';
+    chill_regions_configure(c.shm_system >= 0 ? c.shm_system : local,
+                            (c.shm_cuda >= 0 ? c.shm_cuda : local) && strcmp(b->kind, "cuda") == 0);
     chill_scheduler *s = chill_scheduler_create(&c, b);
     chill_http *http = chill_http_start(&c, s, err, sizeof err);
     if (http == NULL) {
+        chill_log(CHILL_LOG_ERROR, "start_failed", "error=\"%s\"", err);
+        return 1;
+    }
+    if (chill_uds_start(&c.uds, &c, s, err, sizeof err) != 0) {
         chill_log(CHILL_LOG_ERROR, "start_failed", "error=\"%s\"", err);
         return 1;
     }
@@ -129,6 +135,7 @@ int main(int argc, char **argv) {
     int sig = wait_for_signal(&set);
     if (drain(&c, http, s, sig) != 0)
         return 1;
+    chill_uds_stop();
     chill_scheduler_destroy(s);
     chill_regions_shutdown();
     chill_models_free();
