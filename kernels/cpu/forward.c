@@ -61,15 +61,35 @@ const chill_cpu_isa *chill_cpu_isa_current(void) {
 
 /* ---- masks, the predicate inlined per registered mask -------------------- */
 
-/* st[j * BQ + i] = -inf where query q0 + i may not attend key k0 + j. */
-typedef void (*mask_tile_fn)(const int64_t *a, float *st, int64_t q0, int nq, int64_t k0, int nk);
+/* st[j * BQ + i] = -inf where query q0 + i may not attend key k0 + j, of
+ * the sequence's n_k keys. Per query, keys outside its k_range are masked
+ * outright and keys inside its own full_k_range kept; the predicate decides
+ * only what lies between (for the masks so far: nothing). */
+typedef void (*mask_tile_fn)(const int64_t *a, float *st, int64_t q0, int nq, int64_t k0, int nk, int64_t n_k);
 
-#define CHILL_MASK(name, nargs, arg_names, arg_mins)                                              \
-    static void mask_tile_##name(const int64_t *a, float *st, int64_t q0, int nq, int64_t k0, int nk) { \
-        for (int j = 0; j < nk; j++)                                                              \
-            for (int i = 0; i < nq; i++)                                                          \
-                if (!chill_##name##_allows(a, q0 + i, k0 + j))                                    \
-                    st[j * BQ + i] = -INFINITY;                                                   \
+#define CHILL_MASK(name, nargs, arg_names, arg_mins)                                                     \
+    static void mask_tile_##name(const int64_t *a, float *st, int64_t q0, int nq, int64_t k0, int nk,     \
+                                 int64_t n_k) {                                                          \
+        int64_t end = k0 + nk;                                                                           \
+        for (int i = 0; i < nq; i++) {                                                                   \
+            int64_t q = q0 + i, k;                                                                       \
+            chill_range r = chill_range_clip(chill_##name##_k_range(a, q, n_k), k0, end - 1);             \
+            if (chill_range_is_empty(r))                                                                 \
+                r = chill_range_make(end, end - 1);                                                      \
+            chill_range f = chill_range_clip(chill_##name##_full_k_range(a, q, q, n_k), r.lo, r.hi);      \
+            if (chill_range_is_empty(f))                                                                 \
+                f = chill_range_make(r.hi + 1, r.hi);                                                    \
+            for (k = k0; k < r.lo; k++)                                                                  \
+                st[(k - k0) * BQ + i] = -INFINITY;                                                       \
+            for (k = r.lo; k < f.lo; k++)                                                                \
+                if (!chill_##name##_allows(a, q, k))                                                     \
+                    st[(k - k0) * BQ + i] = -INFINITY;                                                   \
+            for (k = f.hi + 1; k <= r.hi; k++)                                                           \
+                if (!chill_##name##_allows(a, q, k))                                                     \
+                    st[(k - k0) * BQ + i] = -INFINITY;                                                   \
+            for (k = r.hi + 1; k < end; k++)                                                             \
+                st[(k - k0) * BQ + i] = -INFINITY;                                                       \
+        }                                                                                                \
     }
 #include "list.h"
 #undef CHILL_MASK
@@ -253,7 +273,7 @@ static void run_item(const job *J, scratch *s, int64_t b, int64_t h, int64_t til
         load_kv(J, s, b, hk, &sq, k0, nk, &k, &v, &ld);
         J->isa->qk(s->qt, k, ld, nk, dim, s->st);
         if (k0 < full.lo || k0 + nk - 1 > full.hi)
-            J->mask_tile(a, s->st, q0, nq, k0, nk);
+            J->mask_tile(a, s->st, q0, nq, k0, nk, sq.nk);
         J->isa->softmax(s->st, nk, s->m, s->l, s->alpha);
         J->isa->pv(s->st, s->alpha, nq, v, ld, nk, dim, s->o, J->dp);
     }
