@@ -142,9 +142,16 @@ chill_client_status chill_cli_uds_open(chill_client *c, const char *path, chill_
     }
     if (fd >= 0)
         close(fd);
+    /* chilld may refuse a peer (allow-list) before it reads the HELLO: its
+     * answer is still there to read when the send failed. */
     chill_wire_result res;
-    if (s == CHILL_CLIENT_OK)
-        s = chill_cli_uds_result(c, &res, err);
+    if (s == CHILL_CLIENT_OK || s == CHILL_CLIENT_ERR_CONNECT) {
+        chill_client_error sent = err ? *err : (chill_client_error){0};
+        chill_client_status r = chill_cli_uds_result(c, &res, err);
+        if (s != CHILL_CLIENT_OK && r == CHILL_CLIENT_ERR_CONNECT && err)
+            *err = sent;
+        s = s != CHILL_CLIENT_OK && r == CHILL_CLIENT_ERR_CONNECT ? s : r;
+    }
     if (s == CHILL_CLIENT_OK && res.h.type != CHILL_WIRE_WELCOME)
         s = chill_client_fail(err, CHILL_CLIENT_ERR_PROTOCOL, 0, "chilld answered the hello with frame type %u",
                               res.h.type);
