@@ -277,15 +277,15 @@ chill_status chill_mask_parse(const char *spec, chill_mask *m, chill_error *err)
     skip_space(&ps);
     const char *name = ps.p;
     size_t n = name_len(name);
-    char key[64];
-    if (n == 0 || n >= sizeof key)
+    if (n == 0)
         return parse_fail(&ps, "expected a mask name at offset %d; registered masks: %s", offset(&ps, name),
                           registered_masks(list, sizeof list));
-    memcpy(key, name, n);
-    key[n] = '\0';
-    int type = chill_mask_lookup(key);
+    char key[64];
+    snprintf(key, sizeof key, "%.*s", (int)n, name);
+    int type = n < sizeof key ? chill_mask_lookup(key) : -1;
     if (type < 0)
-        return parse_fail(&ps, "unknown mask \"%s\"; registered masks: %s", key, registered_masks(list, sizeof list));
+        return parse_fail(&ps, "unknown mask \"%s%s\"; registered masks: %s", key, n < sizeof key ? "" : "...",
+                          registered_masks(list, sizeof list));
     const chill_mask_ops *ops = &chill_mask_table[type];
     chill_mask r = {.type = type};
     bool set[CHILL_MASK_MAX_ARGS] = {false};
