@@ -46,7 +46,7 @@ typedef struct conn {
     chill_model *model;       /* infer: the model */
     chill_infer *inf;         /* infer: submitted, not yet answered */
     int submitted, completed;
-    chill_reply pending;      /* an answer waiting for the resumed connection */
+    const char *refused;      /* the scheduler refused it: why, answered once resumed */
 } conn;
 
 static void request_begin(chill_http *h) {
@@ -178,10 +178,9 @@ static enum MHD_Result start_infer(conn *k) {
         return MHD_YES;
     }
     chill_metric_add(chill_m.in_flight, -1, k->model->name);
-    chill_reply_error(&k->pending, 503, "%s", sr == CHILL_SUBMIT_FULL
-                      ? "overloaded: the device queues are full (batching.max_queue_requests); retry later"
-                      : "shutting down: no new requests are accepted");
-    k->pending.retry_after = 1;
+    k->refused = sr == CHILL_SUBMIT_FULL
+                     ? "overloaded: the device queues are full (batching.max_queue_requests); retry later"
+                     : "shutting down: no new requests are accepted";
     MHD_resume_connection(k->mc);
     return MHD_YES;
 }
@@ -270,8 +269,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *mc, const char *
         *upload_size = 0;
         return MHD_YES;
     }
-    if (k->pending.body != NULL)
-        return send_reply(mc, &k->pending);
+    if (k->refused != NULL)
+        return send_error(k, 503, 1, "%s", k->refused);
     if (k->completed)
         return send_infer(k);
     if (k->submitted)
@@ -298,7 +297,6 @@ static void completed(void *cls, struct MHD_Connection *mc, void **con_cls, enum
         chill_infer_free(k->inf);
         free(k->inf);
     }
-    free(k->pending.body);
     free(k->alloc);
     free(k);
     *con_cls = NULL;

@@ -1,7 +1,9 @@
 /* The model table and the documents that describe models. A mask type's
  * model takes the mask arguments as request parameters; a preset's model has
  * them fixed. Inputs and outputs are the same for all: q, k, v, optional
- * seq_lens and kv_seq_lens; out and optional lse. The advertised datatype is
+ * seq_lens and kv_seq_lens; out and optional lse. The documents list q, k, v,
+ * out and lse only: perf_analyzer generates data for every input listed, and
+ * the optional ones change what is computed. The advertised datatype is
  * FP16 (what perf_analyzer generates); FP32 and BF16 are accepted too. */
 #include <jansson.h>
 #include <stdio.h>
@@ -105,26 +107,22 @@ char *chill_model_metadata_json(const chill_model *m) {
                           "chill_attention", "inputs", inputs, "outputs", outputs));
 }
 
-static json_t *config_tensor(const char *name, const char *type, int rank, int optional) {
+static json_t *config_tensor(const char *name, const char *type, int rank) {
     json_t *dims = json_array();
     for (int i = 0; i < rank; i++)
         json_array_append_new(dims, json_integer(-1));
     json_t *t = json_pack("{s:s,s:s,s:s,s:o}", "name", name, "data_type", type, "format", "FORMAT_NONE",
                           "dims", dims);
-    if (optional)
-        json_object_set_new(t, "optional", json_true());
     return t;
 }
 
 char *chill_model_config_json(const chill_model *m) {
     json_t *input = json_array(), *output = json_array();
-    json_array_append_new(input, config_tensor("q", "TYPE_FP16", 4, 0));
-    json_array_append_new(input, config_tensor("k", "TYPE_FP16", 4, 0));
-    json_array_append_new(input, config_tensor("v", "TYPE_FP16", 4, 0));
-    json_array_append_new(input, config_tensor("seq_lens", "TYPE_INT32", 1, 1));
-    json_array_append_new(input, config_tensor("kv_seq_lens", "TYPE_INT32", 1, 1));
-    json_array_append_new(output, config_tensor("out", "TYPE_FP16", 4, 0));
-    json_array_append_new(output, config_tensor("lse", "TYPE_FP32", 3, 0));
+    json_array_append_new(input, config_tensor("q", "TYPE_FP16", 4));
+    json_array_append_new(input, config_tensor("k", "TYPE_FP16", 4));
+    json_array_append_new(input, config_tensor("v", "TYPE_FP16", 4));
+    json_array_append_new(output, config_tensor("out", "TYPE_FP16", 4));
+    json_array_append_new(output, config_tensor("lse", "TYPE_FP32", 3));
     json_t *params = json_object();
     char mask[160];
     if (m->preset)
