@@ -65,7 +65,7 @@ static int mask_list(int argc, char **argv) {
         const chill_mask_ops *ops = &chill_mask_table[t];
         char sig[160];
         chill_mask_signature(ops, sig, sizeof sig);
-        printf("%-46s", sig);
+        printf("%-*s", (int)strlen(sig) < 44 ? 46 : (int)strlen(sig) + 2, sig);
         for (int i = 0; i < ops->nargs; i++)
             printf("%s%s in [%" PRId64 ", %" PRId64 "]", i ? ", " : "", ops->arg_names[i], ops->arg_min[i],
                    CHILL_MASK_ARG_MAX);
@@ -123,7 +123,7 @@ static int mask_verify(int argc, char **argv) {
         return 1;
     }
     if (s != CHILL_OK) {
-        fprintf(stderr, "chillctl mask verify: %s\n", err.message);
+        fprintf(stderr, "chillctl mask: %s\n", err.message);
         return 1;
     }
     printf("OK %s: k_range, q_range, full_k_range and may_be_empty hold over n = %" PRId64 "\n", spec, o.n);
@@ -137,7 +137,7 @@ static int mask_plot(int argc, char **argv) {
         return rc;
     chill_error err;
     if (chill_mask_plot_svg(&o.mask, o.n, (int)o.tile, o.out, &err) != CHILL_OK) {
-        fprintf(stderr, "chillctl mask plot: %s\n", err.message);
+        fprintf(stderr, "chillctl mask: %s\n", err.message);
         return 1;
     }
     char spec[96];
