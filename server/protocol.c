@@ -351,8 +351,8 @@ static int acquire_region(decoder *d, const char *what, const char *name, json_t
         return fail(d, 400, "%s %s: too many shared-memory tensors", what, name);
     chill_region_view *v = &d->inf->views[d->inf->n_views];
     char err[256];
-    if (chill_region_acquire(json_string_value(region), offset ? (uint64_t)json_integer_value(offset) : 0, bytes, v,
-                             err, sizeof err) != 0)
+    if (chill_region_acquire(json_string_value(region), offset ? (uint64_t)json_integer_value(offset) : 0,
+                             (uint64_t)json_integer_value(size), v, err, sizeof err) != 0)
         return fail(d, 400, "%s %s: %s", what, name, err);
     *view = d->inf->n_views++;
     return 200;
