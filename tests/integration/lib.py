@@ -376,4 +376,4 @@ def venv_tool(name):
 def run_tests(module_globals):
     """Runs the module's test_* functions under pytest when the file is run."""
     import pytest
-    sys.exit(pytest.main([module_globals["__file__"], "-q", "-p", "no:cacheprovider"]))
+    sys.exit(pytest.main([module_globals["__file__"], "-q", "-rs", "-p", "no:cacheprovider"]))

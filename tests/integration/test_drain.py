@@ -1,6 +1,10 @@
 """Graceful shutdown: SIGTERM, and SIGINT the same, while requests are in
 flight. Every request sent before the signal is answered with its own
-correct result, and chilld exits with code 0 in bounded time."""
+correct result, and chilld exits with code 0 in bounded time.
+
+To be sure the requests are still in flight when the signal lands, batching
+waits up to two seconds for a batch to fill (max_queue_delay_us) while they
+sit in the queue: the drain must flush that queue, not drop it."""
 import signal
 import threading
 import time
@@ -11,7 +15,8 @@ import pytest
 import lib
 
 CLIENTS = 6
-T = 256 if lib.SLOW > 1 else 768
+T = 256 if lib.SLOW > 1 else 1024
+DELAY_US = 2_000_000
 
 
 def in_flight(server):
@@ -21,7 +26,8 @@ def in_flight(server):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_drains_in_flight_requests(sig):
-    server = lib.Chilld({"batching": {"enabled": False}, "devices": {"cpu_threads": 1}})
+    server = lib.Chilld({"batching": {"enabled": True, "max_queue_delay_us": DELAY_US, "max_batch_requests": 64},
+                         "devices": {"cpu_threads": 1}})
     try:
         rng = np.random.default_rng(int(sig))
         jobs = []
@@ -41,13 +47,16 @@ def test_signal_drains_in_flight_requests(sig):
             t.start()
         end = time.monotonic() + 20 * lib.SLOW
         n = 0
-        while n < CLIENTS and not any("result" in j for j in jobs) and time.monotonic() < end:
+        while n < CLIENTS and time.monotonic() < end:
             n = in_flight(server)
-        assert n >= 2, f"only {n} requests were ever in flight together"
+        assert n == CLIENTS, f"only {n} of {CLIENTS} requests got in flight"
+        assert not any("result" in j for j in jobs), "a request was answered before its batch delay"
+        sent = time.monotonic()
         server.send_signal(sig)
         for t in threads:
             t.join(120 * lib.SLOW)
         code = server.wait(60)
+        assert time.monotonic() - sent < 30 * lib.SLOW
         assert code == 0, f"chilld exited with {code} after {sig.name}:\n{server.log_text()}"
         for i, job in enumerate(jobs):
             r = job.get("result")
