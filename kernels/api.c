@@ -121,16 +121,9 @@ static chill_status check_mask(const chill_mask *m, chill_error *err) {
             return s_;                \
     } while (0)
 
-/* Checks *p and copies it to *v with the defaults filled in. */
-static chill_status validate(const chill_params *p, chill_params *v, chill_error *err) {
-    if (p == NULL)
-        return INVALID("params is NULL");
-    *v = *p;
-    if (v->dtype != CHILL_F32 && v->dtype != CHILL_F16 && v->dtype != CHILL_BF16)
-        return INVALID("dtype = %d: accepted CHILL_F32 (0), CHILL_F16 (1), CHILL_BF16 (2)", (int)v->dtype);
-    if (v->head_dim < CHILL_HEAD_DIM_MIN || v->head_dim > CHILL_HEAD_DIM_MAX || v->head_dim % 8 != 0)
-        return INVALID("head_dim = %lld: accepted %d..%d, a multiple of 8", (long long)v->head_dim, CHILL_HEAD_DIM_MIN,
-                       CHILL_HEAD_DIM_MAX);
+/* The call's geometry: extents, heads, lengths, packing, mask and q_offset,
+ * all that the attended pairs depend on. */
+static chill_status check_geometry(const chill_params *v, chill_error *err) {
     CHECK(check_extent("batch", v->batch, err));
     CHECK(check_extent("heads_q", v->heads_q, err));
     CHECK(check_extent("heads_kv", v->heads_kv, err));
@@ -139,7 +132,6 @@ static chill_status validate(const chill_params *p, chill_params *v, chill_error
     if (v->heads_q % v->heads_kv != 0)
         return INVALID("heads_q = %lld is not a multiple of heads_kv = %lld", (long long)v->heads_q,
                        (long long)v->heads_kv);
-
     int packed = v->cu_seqlens_q != NULL;
     if (packed != (v->cu_seqlens_k != NULL))
         return INVALID("%s is set without %s: packed layouts give both", packed ? "cu_seqlens_q" : "cu_seqlens_k",
@@ -152,7 +144,24 @@ static chill_status validate(const chill_params *p, chill_params *v, chill_error
         CHECK(check_seq_lens("seq_lens_q", v->seq_lens_q, v->cu_seqlens_q, v->batch, v->seq_q, "seq_q", err));
     if (v->seq_lens_k != NULL)
         CHECK(check_seq_lens("seq_lens_k", v->seq_lens_k, v->cu_seqlens_k, v->batch, v->seq_k, "seq_k", err));
+    CHECK(check_mask(&v->mask, err));
+    if (v->q_offset != CHILL_Q_OFFSET_AUTO && (v->q_offset < -Q_OFFSET_LIMIT || v->q_offset > Q_OFFSET_LIMIT))
+        return INVALID("q_offset = %lld: accepted -2^40..2^40, or CHILL_Q_OFFSET_AUTO", (long long)v->q_offset);
+    return CHILL_OK;
+}
 
+/* Checks *p and copies it to *v with the defaults filled in. */
+static chill_status validate(const chill_params *p, chill_params *v, chill_error *err) {
+    if (p == NULL)
+        return INVALID("params is NULL");
+    *v = *p;
+    if (v->dtype != CHILL_F32 && v->dtype != CHILL_F16 && v->dtype != CHILL_BF16)
+        return INVALID("dtype = %d: accepted CHILL_F32 (0), CHILL_F16 (1), CHILL_BF16 (2)", (int)v->dtype);
+    if (v->head_dim < CHILL_HEAD_DIM_MIN || v->head_dim > CHILL_HEAD_DIM_MAX || v->head_dim % 8 != 0)
+        return INVALID("head_dim = %lld: accepted %d..%d, a multiple of 8", (long long)v->head_dim, CHILL_HEAD_DIM_MIN,
+                       CHILL_HEAD_DIM_MAX);
+    CHECK(check_geometry(v, err));
+    int packed = v->cu_seqlens_q != NULL;
     size_t es = chill_dtype_size(v->dtype);
     CHECK(check_tensor("q", &v->q, packed, v->batch, v->heads_q, v->seq_q, v->head_dim, es, err));
     CHECK(check_tensor("k", &v->k, packed, v->batch, v->heads_kv, v->seq_k, v->head_dim, es, err));
@@ -161,14 +170,10 @@ static chill_status validate(const chill_params *p, chill_params *v, chill_error
     if (v->lse.data != NULL) {
         CHECK(check_tensor("lse", &v->lse, packed, v->batch, v->heads_q, v->seq_q, 1, sizeof(float), err));
     }
-
-    CHECK(check_mask(&v->mask, err));
     if (!isfinite(v->sm_scale) || v->sm_scale < 0.0f)
         return INVALID("sm_scale = %g: accepted a finite value >= 0 (0: 1/sqrt(head_dim))", (double)v->sm_scale);
     if (v->sm_scale == 0.0f)
         v->sm_scale = (float)(1.0 / sqrt((double)v->head_dim));
-    if (v->q_offset != CHILL_Q_OFFSET_AUTO && (v->q_offset < -Q_OFFSET_LIMIT || v->q_offset > Q_OFFSET_LIMIT))
-        return INVALID("q_offset = %lld: accepted -2^40..2^40, or CHILL_Q_OFFSET_AUTO", (long long)v->q_offset);
     return CHILL_OK;
 }
 
@@ -211,10 +216,11 @@ static int64_t pairs_of_query(const chill_mask_ops *m, const int64_t *a, int64_t
     return n;
 }
 
+/* Needs only the geometry: tensors, dtype and head_dim are not looked at. */
 int64_t chill_attended_pairs(const chill_params *p) {
-    chill_params v;
-    if (validate(p, &v, NULL) != CHILL_OK)
+    if (p == NULL || check_geometry(p, NULL) != CHILL_OK)
         return -1;
+    const chill_params v = *p;
     const chill_mask_ops *m = chill_mask_ops_of(&v.mask);
     int64_t total = 0;
     for (int64_t b = 0; b < v.batch; b++) {

@@ -39,8 +39,9 @@ static size_t written(void) {
     return n;
 }
 
-/* p must be refused, naming field, with nothing written. */
-static void expect_invalid(const chill_params *p, const char *field, int line) {
+/* p must be refused, naming field, with nothing written; a refused geometry
+ * also has no attended-pair count. */
+static void expect_invalid(const chill_params *p, const char *field, int geometry, int line) {
     chill_ref_poison(out, CHILL_F32, sizeof out / sizeof *out);
     chill_ref_poison(lse, CHILL_F32, sizeof lse / sizeof *lse);
     chill_error err = {CHILL_OK, ""};
@@ -51,18 +52,27 @@ static void expect_invalid(const chill_params *p, const char *field, int line) {
     ck_assert_msg(strstr(err.message, field) != NULL, "line %d: message \"%s\" does not name %s", line, err.message,
                   field);
     ck_assert_msg(written() == 0, "line %d: %zu elements written on an invalid call", line, written());
-    ck_assert_msg(chill_attended_pairs(p) == -1, "line %d: attended_pairs accepted an invalid call", line);
+    if (geometry)
+        ck_assert_msg(chill_attended_pairs(p) == -1, "line %d: attended_pairs accepted an invalid geometry", line);
 }
 
-#define EXPECT_INVALID(mutation, field)       \
-    do {                                      \
-        chill_params p_ = valid_params();     \
-        chill_params *p = &p_;                \
-        mutation;                             \
-        expect_invalid(p, field, __LINE__);   \
+#define EXPECT_REFUSED(mutation, field, geometry)     \
+    do {                                              \
+        chill_params p_ = valid_params();             \
+        chill_params *p = &p_;                        \
+        mutation;                                     \
+        expect_invalid(p, field, geometry, __LINE__); \
     } while (0)
+#define EXPECT_INVALID(mutation, field) EXPECT_REFUSED(mutation, field, 0)
+#define EXPECT_INVALID_GEOMETRY(mutation, field) EXPECT_REFUSED(mutation, field, 1)
 
 START_TEST(valid_call_runs) {
+    chill_params bare; /* the pair count needs no tensors */
+    chill_params_init(&bare);
+    bare.batch = 1, bare.heads_q = 2, bare.heads_kv = 1, bare.seq_q = 3, bare.seq_k = 5;
+    bare.mask.type = CHILL_MASK_causal;
+    ck_assert_int_eq(chill_attended_pairs(&bare), 2 * (3 + 4 + 5));
+
     chill_params p = valid_params();
     chill_ref_poison(out, CHILL_F32, sizeof out / sizeof *out);
     chill_error err = {CHILL_ERR_DEVICE, "stale"};
@@ -75,7 +85,7 @@ START_TEST(valid_call_runs) {
 END_TEST
 
 START_TEST(null_pointers) {
-    expect_invalid(NULL, "params", __LINE__);
+    expect_invalid(NULL, "params", 1, __LINE__);
     EXPECT_INVALID(p->q.data = NULL, "q.data");
     EXPECT_INVALID(p->k.data = NULL, "k.data");
     EXPECT_INVALID(p->v.data = NULL, "v.data");
@@ -94,39 +104,39 @@ START_TEST(dtype_and_head_dim) {
 END_TEST
 
 START_TEST(extents) {
-    EXPECT_INVALID(p->batch = 0, "batch");
-    EXPECT_INVALID(p->heads_q = 0, "heads_q");
-    EXPECT_INVALID(p->heads_kv = -1, "heads_kv");
-    EXPECT_INVALID(p->seq_q = 0, "seq_q");
-    EXPECT_INVALID(p->seq_k = 0, "seq_k");
-    EXPECT_INVALID((p->heads_q = 3, p->heads_kv = 2), "heads_kv");
+    EXPECT_INVALID_GEOMETRY(p->batch = 0, "batch");
+    EXPECT_INVALID_GEOMETRY(p->heads_q = 0, "heads_q");
+    EXPECT_INVALID_GEOMETRY(p->heads_kv = -1, "heads_kv");
+    EXPECT_INVALID_GEOMETRY(p->seq_q = 0, "seq_q");
+    EXPECT_INVALID_GEOMETRY(p->seq_k = 0, "seq_k");
+    EXPECT_INVALID_GEOMETRY((p->heads_q = 3, p->heads_kv = 2), "heads_kv");
 }
 END_TEST
 
 START_TEST(sequence_lengths) {
     int32_t too_long[B] = {T + 1, 1}, negative[B] = {1, -1};
-    EXPECT_INVALID(p->seq_lens_q = too_long, "seq_lens_q[0]");
-    EXPECT_INVALID(p->seq_lens_q = negative, "seq_lens_q[1]");
-    EXPECT_INVALID(p->seq_lens_k = too_long, "seq_lens_k[0]");
-    EXPECT_INVALID(p->seq_lens_k = negative, "seq_lens_k[1]");
+    EXPECT_INVALID_GEOMETRY(p->seq_lens_q = too_long, "seq_lens_q[0]");
+    EXPECT_INVALID_GEOMETRY(p->seq_lens_q = negative, "seq_lens_q[1]");
+    EXPECT_INVALID_GEOMETRY(p->seq_lens_k = too_long, "seq_lens_k[0]");
+    EXPECT_INVALID_GEOMETRY(p->seq_lens_k = negative, "seq_lens_k[1]");
 }
 END_TEST
 
 START_TEST(packed_offsets) {
     int32_t ok[B + 1] = {0, 5, 9}, not_zero[B + 1] = {1, 5, 9}, down[B + 1] = {0, 5, 4}, past[B + 1] = {0, 5, T + 1};
     int32_t longer[B] = {6, 1};
-    EXPECT_INVALID(p->cu_seqlens_q = ok, "cu_seqlens_q");
-    EXPECT_INVALID(p->cu_seqlens_k = ok, "cu_seqlens_k");
-    EXPECT_INVALID((p->cu_seqlens_q = not_zero, p->cu_seqlens_k = ok), "cu_seqlens_q[0]");
-    EXPECT_INVALID((p->cu_seqlens_q = ok, p->cu_seqlens_k = down), "cu_seqlens_k[2]");
-    EXPECT_INVALID((p->cu_seqlens_q = past, p->cu_seqlens_k = ok), "cu_seqlens_q[2]");
-    EXPECT_INVALID((p->cu_seqlens_q = ok, p->cu_seqlens_k = ok, p->seq_lens_q = longer), "seq_lens_q[0]");
+    EXPECT_INVALID_GEOMETRY(p->cu_seqlens_q = ok, "cu_seqlens_q");
+    EXPECT_INVALID_GEOMETRY(p->cu_seqlens_k = ok, "cu_seqlens_k");
+    EXPECT_INVALID_GEOMETRY((p->cu_seqlens_q = not_zero, p->cu_seqlens_k = ok), "cu_seqlens_q[0]");
+    EXPECT_INVALID_GEOMETRY((p->cu_seqlens_q = ok, p->cu_seqlens_k = down), "cu_seqlens_k[2]");
+    EXPECT_INVALID_GEOMETRY((p->cu_seqlens_q = past, p->cu_seqlens_k = ok), "cu_seqlens_q[2]");
+    EXPECT_INVALID_GEOMETRY((p->cu_seqlens_q = ok, p->cu_seqlens_k = ok, p->seq_lens_q = longer), "seq_lens_q[0]");
 }
 END_TEST
 
 START_TEST(masks) {
-    EXPECT_INVALID(p->mask.type = CHILL_MASK_COUNT, "mask.type");
-    EXPECT_INVALID(p->mask.type = -1, "mask.type");
+    EXPECT_INVALID_GEOMETRY(p->mask.type = CHILL_MASK_COUNT, "mask.type");
+    EXPECT_INVALID_GEOMETRY(p->mask.type = -1, "mask.type");
     /* every argument of every registered mask, one below its minimum and one past the maximum */
     for (int t = 0; t < chill_mask_count(); t++)
         for (int i = 0; i < chill_mask_nargs(t); i++) {
@@ -142,9 +152,9 @@ START_TEST(masks) {
                 }
             }
             ck_assert_int_ge(lo, 0);
-            EXPECT_INVALID((p->mask.type = t, p->mask.arg[0] = p->mask.arg[1] = 4, p->mask.arg[i] = lo - 1),
+            EXPECT_INVALID_GEOMETRY((p->mask.type = t, p->mask.arg[0] = p->mask.arg[1] = 4, p->mask.arg[i] = lo - 1),
                            chill_mask_arg_name(t, i));
-            EXPECT_INVALID((p->mask.type = t, p->mask.arg[0] = p->mask.arg[1] = 4,
+            EXPECT_INVALID_GEOMETRY((p->mask.type = t, p->mask.arg[0] = p->mask.arg[1] = 4,
                             p->mask.arg[i] = CHILL_MASK_ARG_MAX + 1),
                            chill_mask_arg_name(t, i));
         }
@@ -155,8 +165,8 @@ START_TEST(scale_and_offset) {
     EXPECT_INVALID(p->sm_scale = NAN, "sm_scale");
     EXPECT_INVALID(p->sm_scale = INFINITY, "sm_scale");
     EXPECT_INVALID(p->sm_scale = -0.5f, "sm_scale");
-    EXPECT_INVALID(p->q_offset = ((int64_t)1 << 40) + 1, "q_offset");
-    EXPECT_INVALID(p->q_offset = -((int64_t)1 << 40) - 1, "q_offset");
+    EXPECT_INVALID_GEOMETRY(p->q_offset = ((int64_t)1 << 40) + 1, "q_offset");
+    EXPECT_INVALID_GEOMETRY(p->q_offset = -((int64_t)1 << 40) - 1, "q_offset");
 }
 END_TEST
 

@@ -317,6 +317,27 @@ START_TEST(every_isa) {
 }
 END_TEST
 
+/* Everything at once, drawn at random: mask and arguments, dtype, layout,
+ * lengths or packing, offsets, head grouping, head_dim, scale. */
+START_TEST(random_calls) {
+    uint64_t rng = next_seed();
+    const int64_t offsets[] = {CHILL_Q_OFFSET_AUTO, CHILL_Q_OFFSET_AUTO, 0, -30, 45};
+    for (int n = 0; n < 40; n++) {
+        int type = (int)pick(&rng, 0, chill_mask_count() - 1);
+        spec s = random_spec(&rng, (chill_dtype)pick(&rng, 0, 2), mask_with(type, (int)pick(&rng, 0, 3), &rng));
+        s.dim = head_dims[pick(&rng, 0, 7)];
+        s.layout = (enum layout)pick(&rng, 0, 2);
+        s.batch = pick(&rng, 1, 3);
+        s.hkv = pick(&rng, 1, 2), s.hq = s.hkv * pick(&rng, 1, 3);
+        s.packed = pick(&rng, 0, 2) == 0;
+        s.lens = !s.packed && pick(&rng, 0, 1);
+        s.q_offset = offsets[pick(&rng, 0, 4)];
+        s.sm_scale = pick(&rng, 0, 1) ? 0.0f : (float)pick(&rng, 1, 30) / 10.0f;
+        check_spec(s);
+    }
+}
+END_TEST
+
 /* chill_attended_pairs against a brute-force count with the predicate. */
 START_TEST(attended_pairs_exact) {
     uint64_t rng = next_seed();
@@ -360,6 +381,7 @@ Suite *chill_test_suite(void) {
     tcase_add_test(tc, rows_without_keys);
     tcase_add_test(tc, explicit_scales);
     tcase_add_test(tc, every_isa);
+    tcase_add_test(tc, random_calls);
     tcase_add_test(tc, attended_pairs_exact);
     suite_add_tcase(s, tc);
     return s;
