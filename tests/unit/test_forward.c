@@ -8,6 +8,7 @@
  * CHILL_TEST_SEED=<n> replays one. */
 #include <check.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,73 +84,101 @@ static void *alloc_tensor(const chill_params *p, char which, size_t *n, uint64_t
     return data;
 }
 
-/* Builds the call s describes, runs it with 1 and with 3 threads, and checks
- * out, lse and the untouched surroundings against the reference. */
-static void check_spec(spec s) {
-    uint64_t seed = next_seed(), rng = seed;
+/* One call with its inputs, its reference result and how to name it. */
+typedef struct call {
     chill_params p;
-    chill_params_init(&p);
-    p.dtype = s.dtype;
-    p.batch = s.batch, p.heads_q = s.hq, p.heads_kv = s.hkv, p.head_dim = s.dim;
-    p.seq_q = s.tq, p.seq_k = s.tk;
-    p.q_offset = s.q_offset;
-    p.mask = s.mask;
-    p.sm_scale = s.sm_scale;
-    int32_t *cu_q = NULL, *cu_k = NULL, *len_q = NULL, *len_k = NULL;
+    size_t n_out, n_lse;
+    double *ref, *ref_lse;
+    int32_t *cu_q, *cu_k, *len_q, *len_k;
+    char what[320];
+} call;
+
+/* Builds the call s describes, with random inputs and its reference result. */
+static call *call_build(spec s) {
+    uint64_t seed = next_seed(), rng = seed;
+    call *c = calloc(1, sizeof *c);
+    chill_params *p = &c->p;
+    chill_params_init(p);
+    p->dtype = s.dtype;
+    p->batch = s.batch, p->heads_q = s.hq, p->heads_kv = s.hkv, p->head_dim = s.dim;
+    p->seq_q = s.tq, p->seq_k = s.tk;
+    p->q_offset = s.q_offset;
+    p->mask = s.mask;
+    p->sm_scale = s.sm_scale;
     if (s.packed) {
         int64_t total_q, total_k;
-        cu_q = random_offsets(s.batch, s.tq, &total_q, &rng);
-        cu_k = random_offsets(s.batch, s.tk, &total_k, &rng);
-        p.seq_q = total_q + 3; /* rows after the last sequence: owned by none */
-        p.seq_k = total_k + 1;
-        p.cu_seqlens_q = cu_q, p.cu_seqlens_k = cu_k;
+        c->cu_q = random_offsets(s.batch, s.tq, &total_q, &rng);
+        c->cu_k = random_offsets(s.batch, s.tk, &total_k, &rng);
+        p->seq_q = total_q + 3; /* rows after the last sequence: owned by none */
+        p->seq_k = total_k + 1;
+        p->cu_seqlens_q = c->cu_q, p->cu_seqlens_k = c->cu_k;
     } else if (s.lens) {
-        len_q = random_lengths(s.batch, s.tq, &rng);
-        len_k = random_lengths(s.batch, s.tk, &rng);
-        p.seq_lens_q = len_q, p.seq_lens_k = len_k;
+        c->len_q = random_lengths(s.batch, s.tq, &rng);
+        c->len_k = random_lengths(s.batch, s.tk, &rng);
+        p->seq_lens_q = c->len_q, p->seq_lens_k = c->len_k;
     }
-    set_strides(&p.q, s.layout, p.heads_q, p.seq_q, p.head_dim);
-    set_strides(&p.out, s.layout, p.heads_q, p.seq_q, p.head_dim);
-    set_strides(&p.k, s.layout, p.heads_kv, p.seq_k, p.head_dim);
-    set_strides(&p.v, s.layout, p.heads_kv, p.seq_k, p.head_dim);
-    set_strides(&p.lse, s.layout, p.heads_q, p.seq_q, 1);
+    set_strides(&p->q, s.layout, p->heads_q, p->seq_q, p->head_dim);
+    set_strides(&p->out, s.layout, p->heads_q, p->seq_q, p->head_dim);
+    set_strides(&p->k, s.layout, p->heads_kv, p->seq_k, p->head_dim);
+    set_strides(&p->v, s.layout, p->heads_kv, p->seq_k, p->head_dim);
+    set_strides(&p->lse, s.layout, p->heads_q, p->seq_q, 1);
 
-    size_t nq, nk, nv, no, nl;
-    p.q.data = alloc_tensor(&p, 'q', &nq, &rng);
-    p.k.data = alloc_tensor(&p, 'k', &nk, &rng);
-    p.v.data = alloc_tensor(&p, 'v', &nv, &rng);
-    p.out.data = alloc_tensor(&p, 'o', &no, &rng);
-    p.lse.data = alloc_tensor(&p, 'l', &nl, &rng);
-    double *ref = calloc(no, sizeof *ref), *ref_lse = calloc(nl, sizeof *ref_lse);
-    chill_ref_forward(&p, ref, ref_lse);
-
-    char what[300];
-    snprintf(what, sizeof what,
-             "CHILL_TEST_SEED=%llu (data seed %llu): %s %s(%lld,%lld) B%lld Hq%lld Hkv%lld Tq%lld Tk%lld D%lld layout %d packed %d lens %d "
-             "q_offset %lld sm_scale %g isa %s",
-             (unsigned long long)first_seed, (unsigned long long)seed, chill_dtype_name(p.dtype), chill_mask_name(p.mask.type),
-             (long long)p.mask.arg[0], (long long)p.mask.arg[1], (long long)p.batch, (long long)p.heads_q,
-             (long long)p.heads_kv, (long long)p.seq_q, (long long)p.seq_k, (long long)p.head_dim, s.layout, s.packed,
-             s.lens, (long long)(p.q_offset == CHILL_Q_OFFSET_AUTO ? -999999 : p.q_offset), (double)p.sm_scale,
+    size_t n;
+    p->q.data = alloc_tensor(p, 'q', &n, &rng);
+    p->k.data = alloc_tensor(p, 'k', &n, &rng);
+    p->v.data = alloc_tensor(p, 'v', &n, &rng);
+    p->out.data = alloc_tensor(p, 'o', &c->n_out, &rng);
+    p->lse.data = alloc_tensor(p, 'l', &c->n_lse, &rng);
+    c->ref = calloc(c->n_out, sizeof *c->ref);
+    c->ref_lse = calloc(c->n_lse, sizeof *c->ref_lse);
+    chill_ref_forward(p, c->ref, c->ref_lse);
+    snprintf(c->what, sizeof c->what,
+             "CHILL_TEST_SEED=%llu (data seed %llu): %s %s(%lld,%lld) B%lld Hq%lld Hkv%lld Tq%lld Tk%lld D%lld "
+             "layout %d packed %d lens %d q_offset %lld sm_scale %g isa %s",
+             (unsigned long long)first_seed, (unsigned long long)seed, chill_dtype_name(p->dtype),
+             chill_mask_name(p->mask.type), (long long)p->mask.arg[0], (long long)p->mask.arg[1], (long long)p->batch,
+             (long long)p->heads_q, (long long)p->heads_kv, (long long)p->seq_q, (long long)p->seq_k,
+             (long long)p->head_dim, s.layout, s.packed, s.lens,
+             (long long)(p->q_offset == CHILL_Q_OFFSET_AUTO ? -999999 : p->q_offset), (double)p->sm_scale,
              chill_cpu_isa_current()->name);
+    return c;
+}
+
+static void call_poison(call *c) {
+    chill_ref_poison(c->p.out.data, c->p.dtype, c->n_out);
+    chill_ref_poison(c->p.lse.data, CHILL_F32, c->n_lse);
+}
+
+/* out and lse against the reference; nothing around them written. */
+static void call_check(const call *c, const char *how) {
+    double e = chill_ref_rel_error(&c->p, c->ref), le = chill_ref_lse_error(&c->p, c->ref_lse);
+    ck_assert_msg(e <= tolerance(c->p.dtype), "%s, %s: relative error %g > %g", c->what, how, e,
+                  tolerance(c->p.dtype));
+    ck_assert_msg(le <= 2e-4, "%s, %s: lse error %g", c->what, how, le);
+    size_t so = chill_ref_stray_writes(&c->p, 'o', c->n_out), sl = chill_ref_stray_writes(&c->p, 'l', c->n_lse);
+    ck_assert_msg(so == 0 && sl == 0, "%s, %s: %zu stray writes in out, %zu in lse", c->what, how, so, sl);
+}
+
+static void call_free(call *c) {
+    free(c->p.q.data), free(c->p.k.data), free(c->p.v.data), free(c->p.out.data), free(c->p.lse.data);
+    free(c->ref), free(c->ref_lse), free(c->cu_q), free(c->cu_k), free(c->len_q), free(c->len_k);
+    free(c);
+}
+
+/* Runs the call s describes with 1 and with 3 threads and checks each. */
+static void check_spec(spec s) {
+    call *c = call_build(s);
     const int threads[] = {1, 3};
     for (int t = 0; t < 2; t++) {
-        chill_ref_poison(p.out.data, p.dtype, no);
-        chill_ref_poison(p.lse.data, CHILL_F32, nl);
+        call_poison(c);
         chill_set_num_threads(threads[t]);
         chill_error err;
-        chill_status st = chill_forward(&p, &err);
-        ck_assert_msg(st == CHILL_OK, "%s: %s", what, err.message);
-        double e = chill_ref_rel_error(&p, ref), le = chill_ref_lse_error(&p, ref_lse);
-        ck_assert_msg(e <= tolerance(p.dtype), "%s, %d threads: relative error %g > %g", what, threads[t], e,
-                      tolerance(p.dtype));
-        ck_assert_msg(le <= 2e-4, "%s, %d threads: lse error %g", what, threads[t], le);
-        size_t so = chill_ref_stray_writes(&p, 'o', no), sl = chill_ref_stray_writes(&p, 'l', nl);
-        ck_assert_msg(so == 0 && sl == 0, "%s: %zu stray writes in out, %zu in lse", what, so, sl);
+        chill_status st = chill_forward(&c->p, &err);
+        ck_assert_msg(st == CHILL_OK, "%s: %s", c->what, err.message);
+        call_check(c, threads[t] == 1 ? "1 thread" : "3 threads");
     }
     chill_set_num_threads(0);
-    free(p.q.data), free(p.k.data), free(p.v.data), free(p.out.data), free(p.lse.data);
-    free(ref), free(ref_lse), free(cu_q), free(cu_k), free(len_q), free(len_k);
+    call_free(c);
 }
 
 static int64_t pick(uint64_t *rng, int64_t lo, int64_t hi) {
@@ -338,6 +367,37 @@ START_TEST(random_calls) {
 }
 END_TEST
 
+static void *forward_thread(void *arg) {
+    call *c = arg;
+    for (int i = 0; i < 4; i++)
+        if (chill_forward(&c->p, NULL) != CHILL_OK)
+            return arg;
+    return NULL;
+}
+
+/* Callers on several threads at once share the pool; each gets its own result. */
+START_TEST(concurrent_callers) {
+    uint64_t rng = next_seed();
+    call *c[4];
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) {
+        c[i] = call_build(random_spec(&rng, (chill_dtype)(i % 3), mask_with(i % chill_mask_count(), 2, &rng)));
+        call_poison(c[i]);
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_create(&t[i], NULL, forward_thread, c[i]);
+    for (int i = 0; i < 4; i++) {
+        void *failed;
+        pthread_join(t[i], &failed);
+        ck_assert_msg(failed == NULL, "%s: failed on a concurrent caller", c[i]->what);
+    }
+    for (int i = 0; i < 4; i++) {
+        call_check(c[i], "concurrent callers");
+        call_free(c[i]);
+    }
+}
+END_TEST
+
 /* chill_attended_pairs against a brute-force count with the predicate. */
 START_TEST(attended_pairs_exact) {
     uint64_t rng = next_seed();
@@ -382,6 +442,7 @@ Suite *chill_test_suite(void) {
     tcase_add_test(tc, explicit_scales);
     tcase_add_test(tc, every_isa);
     tcase_add_test(tc, random_calls);
+    tcase_add_test(tc, concurrent_callers);
     tcase_add_test(tc, attended_pairs_exact);
     suite_add_tcase(s, tc);
     return s;
