@@ -164,7 +164,8 @@ static int ctl_npy_save(FILE *f, const ctl_tensor *t) {
     char dict[256];
     int n = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (", ctl_npy_names[t->dtype]);
     for (int i = 0; i < t->rank; i++)
-        n += snprintf(dict + n, sizeof dict - (size_t)n, "%lld,%s", (long long)t->shape[i], i + 1 < t->rank ? " " : "");
+        n += snprintf(dict + n, sizeof dict - (size_t)n, "%lld%s", (long long)t->shape[i],
+                      i + 1 < t->rank ? ", " : t->rank == 1 ? "," : "");
     n += snprintf(dict + n, sizeof dict - (size_t)n, "), }");
     int total = (10 + n + 1 + 63) / 64 * 64;
     int pad = total - 10 - n - 1;
