@@ -82,15 +82,26 @@ static const char *registered_masks(char *buf, size_t len) {
     return buf;
 }
 
-/* "sliding_window takes 2 arguments (left_context, right_context), got 1" */
-static void add_arity(text *t, const chill_mask_ops *ops, int got) {
+/* Whether the arguments read (got of them, set[i] for each one given) are
+ * not all of ops' arguments; then why in buf: "sliding_window takes 2
+ * arguments (left_context, right_context), got 1; missing right_context". */
+static bool arity_problem(const chill_mask_ops *ops, const bool *set, int got, char *buf, size_t len) {
+    int missing = -1;
+    for (int i = ops->nargs - 1; i >= 0; i--)
+        missing = set[i] ? missing : i;
+    if (got == ops->nargs && missing < 0)
+        return false;
+    text t = text_on(buf, len);
     if (ops->nargs == 0) {
-        text_add(t, "%s takes no arguments, got %d", ops->name, got);
-        return;
+        text_add(&t, "%s takes no arguments, got %d", ops->name, got);
+        return true;
     }
-    text_add(t, "%s takes %d argument%s (", ops->name, ops->nargs, ops->nargs == 1 ? "" : "s");
-    add_arg_names(t, ops);
-    text_add(t, "), got %d", got);
+    text_add(&t, "%s takes %d argument%s (", ops->name, ops->nargs, ops->nargs == 1 ? "" : "s");
+    add_arg_names(&t, ops);
+    text_add(&t, "), got %d", got);
+    if (got < ops->nargs && missing >= 0)
+        text_add(&t, "; missing %s", ops->arg_names[missing]);
+    return true;
 }
 
 /* The index of ops' argument called name[0..n), or -1. */
@@ -109,11 +120,13 @@ static chill_status arg_out_of_range(const chill_mask_ops *ops, int i, int64_t v
 
 chill_status chill_mask_check(const chill_mask *m, chill_error *err) {
     const chill_mask_ops *ops = chill_mask_ops_of(m);
-    if (ops == NULL) {
-        char list[384];
-        return chill_fail(err, CHILL_ERR_INVALID, "mask type %d is not registered; accepted: 0 to %d (%s)",
-                          m == NULL ? -1 : m->type, CHILL_MASK_COUNT - 1, registered_masks(list, sizeof list));
-    }
+    char list[384];
+    if (m == NULL)
+        return chill_fail(err, CHILL_ERR_INVALID, "no mask given; accepted: one of %s",
+                          registered_masks(list, sizeof list));
+    if (ops == NULL)
+        return chill_fail(err, CHILL_ERR_INVALID, "mask type %d is not registered; accepted: 0 to %d (%s)", m->type,
+                          CHILL_MASK_COUNT - 1, registered_masks(list, sizeof list));
     for (int i = 0; i < ops->nargs; i++)
         if (m->arg[i] < ops->arg_min[i] || m->arg[i] > CHILL_MASK_ARG_MAX)
             return arg_out_of_range(ops, i, m->arg[i], err);
@@ -254,20 +267,6 @@ static chill_status parse_args(parser *ps, const chill_mask_ops *ops, chill_mask
     }
 }
 
-static chill_status check_arity(const parser *ps, const chill_mask_ops *ops, const bool *set, int got) {
-    if (got == ops->nargs)
-        return CHILL_OK;
-    char why[300];
-    text t = text_on(why, sizeof why);
-    add_arity(&t, ops, got);
-    for (int i = 0; i < ops->nargs && got < ops->nargs; i++)
-        if (!set[i]) {
-            text_add(&t, "; missing %s", ops->arg_names[i]);
-            break;
-        }
-    return parse_fail(ps, "%s", why);
-}
-
 chill_status chill_mask_parse(const char *spec, chill_mask *m, chill_error *err) {
     char list[384];
     if (spec == NULL)
@@ -302,10 +301,11 @@ chill_status chill_mask_parse(const char *spec, chill_mask *m, chill_error *err)
     if (*ps.p != '\0')
         return parse_fail(&ps, "unexpected \"%.16s\" at offset %d; a spec is NAME or NAME(ARGS) and ends there",
                           ps.p, offset(&ps, ps.p));
-    chill_status s = check_arity(&ps, ops, set, got);
-    if (s == CHILL_OK)
-        *m = r;
-    return s;
+    char why[300];
+    if (arity_problem(ops, set, got, why, sizeof why))
+        return parse_fail(&ps, "%s", why);
+    *m = r;
+    return CHILL_OK;
 }
 
 /* ---- JSON form -------------------------------------------------------------- */
@@ -354,13 +354,9 @@ static chill_status json_args(const json_t *obj, const chill_mask_ops *ops, chil
         set[i] = true;
         got++;
     }
-    for (int i = 0; i < ops->nargs; i++)
-        if (!set[i]) {
-            char why[300];
-            text t = text_on(why, sizeof why);
-            add_arity(&t, ops, got);
-            return chill_fail(err, CHILL_ERR_INVALID, "mask JSON: %s; missing %s", why, ops->arg_names[i]);
-        }
+    char why[300];
+    if (arity_problem(ops, set, got, why, sizeof why))
+        return chill_fail(err, CHILL_ERR_INVALID, "mask JSON: %s", why);
     return CHILL_OK;
 }
 

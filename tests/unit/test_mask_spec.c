@@ -278,6 +278,7 @@ START_TEST(check_refuses_what_parse_refuses) {
     ck_assert_int_eq(chill_mask_check(&m, &err), CHILL_ERR_INVALID);
     ck_assert_msg(strstr(err.message, "mask type -1 is not registered"), "%s", err.message);
     ck_assert_int_eq(chill_mask_check(NULL, &err), CHILL_ERR_INVALID);
+    ck_assert_msg(strstr(err.message, "no mask given"), "%s", err.message);
 }
 END_TEST
 
