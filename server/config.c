@@ -98,8 +98,11 @@ static void accepted_keys(const field *f, const char *extra, char *buf, size_t l
     buf[0] = '\0';
     for (; f->key != NULL && n < len; f++)
         n += snprintf(buf + n, len - n, "%s%s", n ? ", " : "", f->key);
-    if (extra != NULL && n < len)
-        snprintf(buf + n, len - n, "%s%s", n ? ", " : "", extra);
+    for (const char *p = extra; p != NULL && *p != '\0' && n < len;) {
+        size_t k = strcspn(p, ",");
+        n += snprintf(buf + n, len - n, "%s%.*s", n ? ", " : "", (int)k, p);
+        p += p[k] == ',' ? k + 1 : k;
+    }
 }
 
 /* Stores v into the field; err names section.key and the range. */
