@@ -27,7 +27,8 @@ static double now_s(void) {
 
 /* ---- the FMA peak ---------------------------------------------------------- */
 
-#define PEAK_ITERS 20000000L
+#define PEAK_ITERS 4000000L
+#define PEAK_RUNS 5 /* the best of: other processes only ever slow a run down */
 #define PEAK_CHAINS 12 /* independent accumulators: more than latency x ports */
 #define UNROLL _Pragma("GCC unroll 16") /* keeps the accumulators in registers */
 
@@ -73,13 +74,17 @@ static double fma_peak(int n) {
     peak_lanes = __builtin_cpu_supports("avx512f") ? 16 : 8;
     pthread_t t[256];
     n = n > 256 ? 256 : n;
-    double t0 = now_s();
-    for (int i = 0; i < n; i++)
-        pthread_create(&t[i], NULL, peak_thread, NULL);
-    for (int i = 0; i < n; i++)
-        pthread_join(t[i], NULL);
-    double dt = now_s() - t0;
-    return (double)n * PEAK_ITERS * PEAK_CHAINS * peak_lanes * 2 / dt / 1e9;
+    double best = 0;
+    for (int run = 0; run < PEAK_RUNS; run++) {
+        double t0 = now_s();
+        for (int i = 0; i < n; i++)
+            pthread_create(&t[i], NULL, peak_thread, NULL);
+        for (int i = 0; i < n; i++)
+            pthread_join(t[i], NULL);
+        double gflops = (double)n * PEAK_ITERS * PEAK_CHAINS * peak_lanes * 2 / (now_s() - t0) / 1e9;
+        best = gflops > best ? gflops : best;
+    }
+    return best;
 }
 
 /* ---- the attention runs -------------------------------------------------------- */

@@ -222,7 +222,7 @@ int64_t chill_attended_pairs(const chill_params *p) {
         return -1;
     const chill_params v = *p;
     const chill_mask_ops *m = chill_mask_ops_of(&v.mask);
-    int64_t total = 0;
+    int64_t total = 0, n = 0, last_nq = -1, last_nk = -1, last_off = 0;
     for (int64_t b = 0; b < v.batch; b++) {
         int64_t nq = v.seq_q, nk = v.seq_k;
         if (v.cu_seqlens_q != NULL) {
@@ -233,9 +233,13 @@ int64_t chill_attended_pairs(const chill_params *p) {
             nq = v.seq_lens_q[b];
         if (v.seq_lens_k != NULL)
             nk = v.seq_lens_k[b];
-        int64_t off = v.q_offset == CHILL_Q_OFFSET_AUTO ? nk - nq : v.q_offset, n = 0;
-        for (int64_t i = 0; i < nq; i++)
-            n += pairs_of_query(m, v.mask.arg, off + i, nk);
+        int64_t off = v.q_offset == CHILL_Q_OFFSET_AUTO ? nk - nq : v.q_offset;
+        if (nq != last_nq || nk != last_nk || off != last_off) { /* a padded batch counts once */
+            n = 0;
+            for (int64_t i = 0; i < nq; i++)
+                n += pairs_of_query(m, v.mask.arg, off + i, nk);
+            last_nq = nq, last_nk = nk, last_off = off;
+        }
         total += n * v.heads_q;
     }
     return total;

@@ -406,15 +406,17 @@ START_TEST(attended_pairs_exact) {
             spec s = random_spec(&rng, CHILL_F32, mask_with(type, set, &rng));
             chill_params p;
             chill_params_init(&p);
-            p.batch = 3, p.heads_q = 4, p.heads_kv = 2, p.head_dim = 16, p.seq_q = s.tq, p.seq_k = s.tk;
+            p.batch = 4, p.heads_q = 4, p.heads_kv = 2, p.head_dim = 16, p.seq_q = s.tq, p.seq_k = s.tk;
             p.mask = s.mask;
             p.q_offset = set == 3 ? -7 : CHILL_Q_OFFSET_AUTO;
-            int32_t lq[3] = {(int32_t)s.tq, 0, (int32_t)(s.tq / 2)}, lk[3] = {(int32_t)s.tk, (int32_t)s.tk, 1};
+            /* two equal sequences in a row, an empty one, a short one */
+            int32_t lq[4] = {(int32_t)s.tq, (int32_t)s.tq, 0, (int32_t)(s.tq / 2)};
+            int32_t lk[4] = {(int32_t)s.tk, (int32_t)s.tk, (int32_t)s.tk, 1};
             p.seq_lens_q = lq, p.seq_lens_k = lk;
             float dummy[1];
             p.q.data = p.k.data = p.v.data = p.out.data = dummy;
             int64_t want = 0;
-            for (int b = 0; b < 3; b++) {
+            for (int b = 0; b < 4; b++) {
                 int64_t off = p.q_offset == CHILL_Q_OFFSET_AUTO ? lk[b] - lq[b] : p.q_offset;
                 for (int64_t i = 0; i < lq[b]; i++)
                     for (int64_t j = 0; j < lk[b]; j++)
