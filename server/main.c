@@ -84,7 +84,7 @@ static int drain(const chill_config *c, chill_http *http, chill_scheduler *s, in
               c->drain_timeout_s);
     chill_http_quiesce(http);
     int left = chill_http_wait_idle(http, c->drain_timeout_s);
-    left += chill_scheduler_drain(s, 1);
+    left += chill_scheduler_drain(s, c->drain_timeout_s);
     if (left > 0) {
         chill_log(CHILL_LOG_ERROR, "drain_timeout", "unanswered=%d", left);
         return -1;

@@ -46,7 +46,7 @@ static void make_body(body *b, const char *params, const char *layout_shape) {
                      "\"outputs\":[{\"name\":\"out\",\"parameters\":{\"binary_data\":true}},{\"name\":\"lse\"}]}",
                      params, layout_shape, t, layout_shape, t, layout_shape, t);
     size_t pad = (64 - (size_t)n % 64) % 64;
-    b->alloc = aligned_alloc(64, 64 + (size_t)n + 3 * t + 64);
+    ck_assert_int_eq(posix_memalign((void **)&b->alloc, 64, 64 + (size_t)n + 3 * t), 0);
     b->p = b->alloc + pad;
     memcpy(b->p, header, (size_t)n);
     float *x = (float *)(b->p + n);
