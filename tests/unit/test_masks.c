@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "chill.h"
@@ -403,6 +404,74 @@ START_TEST(plot_refuses_bad_input) {
 }
 END_TEST
 
+/* ---- chillctl mask ------------------------------------------------------------ */
+
+/* $(BUILD)/bin/chillctl beside this test's $(BUILD)/tests/, or "" when it is
+ * not built (make unit alone); make check builds it first. */
+static void chillctl_path(char *buf, size_t len) {
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    buf[0] = '\0';
+    if (n <= 0)
+        return;
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    if (slash == NULL)
+        return;
+    *slash = '\0';
+    snprintf(buf, len, "%s/../bin/chillctl", self);
+    if (access(buf, X_OK) != 0)
+        buf[0] = '\0';
+}
+
+/* The exit status of chillctl with args (a shell word list), its output discarded. */
+static int chillctl_status(const char *chillctl, const char *args) {
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "'%s' %s >/dev/null 2>&1", chillctl, args);
+    int status = system(cmd);
+    ck_assert_msg(status != -1 && WIFEXITED(status), "could not run %s", cmd);
+    return WEXITSTATUS(status);
+}
+
+START_TEST(chillctl_mask_exit_statuses) {
+    char chillctl[4200];
+    chillctl_path(chillctl, sizeof chillctl);
+    if (chillctl[0] == '\0') {
+        fprintf(stderr, "chillctl is not built here: its exit statuses are checked by make check\n");
+        return;
+    }
+    ck_assert_int_eq(chillctl_status(chillctl, "mask verify 'sliding_window(left_context=3, right_context=1)' -n 64"),
+                     0);
+    ck_assert_int_eq(
+        chillctl_status(chillctl, "mask verify '{\"type\":\"chunkwise\",\"context_size\":4,\"back_contexts\":1}'"), 0);
+    ck_assert_int_eq(chillctl_status(chillctl, "mask verify nonsense"), 2);
+    ck_assert_int_eq(chillctl_status(chillctl, "mask verify 'sliding_window(1)'"), 2);
+    ck_assert_int_eq(chillctl_status(chillctl, "mask verify 'causal)('"), 2);
+    ck_assert_int_eq(chillctl_status(chillctl, "mask verify causal -n 0"), 2);
+    ck_assert_int_eq(chillctl_status(chillctl, "mask verify"), 2);
+    ck_assert_int_eq(chillctl_status(chillctl, "mask verify causal full"), 2);
+    ck_assert_int_eq(chillctl_status(chillctl, "mask frobnicate"), 2);
+    ck_assert_int_eq(chillctl_status(chillctl, "mask plot causal"), 2);
+    ck_assert_int_eq(chillctl_status(chillctl, "mask plot causal -o /nonexistent-dir/mask.svg"), 1);
+    ck_assert_int_eq(chillctl_status(chillctl, "no-such-command"), 2);
+    ck_assert_int_eq(chillctl_status(chillctl, "help mask"), 0);
+
+    char cmd[4300], line[256];
+    snprintf(cmd, sizeof cmd, "'%s' mask list", chillctl);
+    FILE *out = popen(cmd, "r");
+    ck_assert_ptr_nonnull(out);
+    int type = 0;
+    while (fgets(line, sizeof line, out) != NULL && type < chill_mask_count()) {
+        char sig[160];
+        chill_mask_signature(&chill_mask_table[type], sig, sizeof sig);
+        ck_assert_msg(strncmp(line, sig, strlen(sig)) == 0, "mask list line %d: \"%s\", expected %s", type, line, sig);
+        type++;
+    }
+    ck_assert_int_eq(pclose(out), 0);
+    ck_assert_int_eq(type, chill_mask_count());
+}
+END_TEST
+
 Suite *chill_test_suite(void) {
     Suite *s = suite_create("masks");
     TCase *tc = tcase_create("verify");
@@ -425,6 +494,10 @@ Suite *chill_test_suite(void) {
     tcase_add_loop_test(tc, plot_draws_exactly_the_attended_pairs, 0, CHILL_MASK_COUNT);
     tcase_add_test(tc, plot_stays_small_at_1024);
     tcase_add_test(tc, plot_refuses_bad_input);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("chillctl");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, chillctl_mask_exit_statuses);
     suite_add_tcase(s, tc);
     return s;
 }
