@@ -138,3 +138,4 @@ machine="$(uname -m), $(nproc) cores, $(awk -F: '/model name/ {sub(/^ /, "", $2)
 } > "$out"
 echo "bench-server: wrote $out"
 cat "$out"
+BUILD=$BUILD bash bench/colocated.sh  # the shared-memory and native-socket paths
