@@ -61,4 +61,9 @@ typedef struct chill_wire_result {
     uint32_t reserved;
 } chill_wire_result;
 
+_Static_assert(sizeof(chill_wire_header) == 24, "the frame header is 24 bytes (client/PROTOCOL.md)");
+_Static_assert(sizeof(chill_wire_hello) == 32, "HELLO is 32 bytes (client/PROTOCOL.md)");
+_Static_assert(sizeof(chill_wire_request) == 200, "REQUEST is 200 bytes (client/PROTOCOL.md)");
+_Static_assert(sizeof(chill_wire_result) == 40, "WELCOME and RESULT are 40 bytes (client/PROTOCOL.md)");
+
 #endif
