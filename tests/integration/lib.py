@@ -120,7 +120,8 @@ class Chilld:
         raise RuntimeError(f"chilld not ready after {timeout:.0f} s:\n{self.log_text()}")
 
     def log_text(self):
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         with open(self.log_path, "rb") as f:
             return f.read().decode(errors="replace")[-4000:]
 
