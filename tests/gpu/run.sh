@@ -22,6 +22,7 @@ fi
 
 export PYTHONUNBUFFERED=1
 python3 tests/gpu/test_gpu.py
+BUILD=$BUILD python3 tests/gpu/test_cuda_ipc.py  # CUDA shared-memory regions against a real chilld
 if command -v compute-sanitizer >/dev/null 2>&1; then
     for tool in memcheck racecheck; do
         echo "== compute-sanitizer --tool $tool (reduced set)"

@@ -1,0 +1,198 @@
+"""CUDA shared memory (Triton's extension) against a real chilld on the GPU.
+
+This process allocates one device buffer with cudaMalloc (through ctypes, so
+the IPC handle names exactly that allocation), fills q, k, v in it, and
+registers it with POST /v2/cudasharedmemory/region/NAME/register
+({"raw_handle": {"b64": ...}, "device_id": 0, "byte_size": N}, as
+tritonclient sends it). Infer requests then name the region for every input
+and output; chilld runs on the tensors where they lie. out and lse are read
+back from the device and checked against the float64 reference. Also: the
+status route, an offset outside the region, double registration, a handle
+that is not one, mixing a device region with host tensors, and unregister;
+chilld keeps serving through all of them.
+
+Run by tests/gpu/run.sh (make test-gpu) with BUILD set; needs chilld built
+with CUDA, a GPU, numpy and a CUDA runtime (PyTorch's will do)."""
+import base64
+import ctypes
+import glob
+import json
+import os
+import sys
+
+os.environ.setdefault("CHILLD_TEST_BACKEND", "cuda")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+import numpy as np  # noqa: E402
+
+import lib  # noqa: E402
+
+
+def load_cudart():
+    try:
+        import torch  # loads its CUDA runtime, which ctypes then finds by name
+        torch.cuda.init()
+        dirs = [os.path.join(os.path.dirname(torch.__file__), "lib")]
+    except ImportError:
+        dirs = []
+    dirs += glob.glob(os.path.join(sys.prefix, "lib", "python3*", "site-packages", "nvidia", "cuda_runtime", "lib"))
+    names = ["libcudart.so.12", "libcudart.so.11.0", "libcudart.so"]
+    for n in names + [os.path.join(d, n) for d in dirs for n in names]:
+        try:
+            return ctypes.CDLL(n)
+        except OSError:
+            continue
+    raise SystemExit("test_cuda_ipc: no CUDA runtime library found (libcudart)")
+
+
+rt = load_cudart()
+H2D, D2H = 1, 2
+
+
+def check(rc, what):
+    if rc != 0:
+        rt.cudaGetErrorString.restype = ctypes.c_char_p
+        raise RuntimeError(f"{what}: {rt.cudaGetErrorString(rc).decode()}")
+
+
+class DeviceRegion:
+    def __init__(self, size):
+        self.ptr = ctypes.c_void_p()
+        check(rt.cudaMalloc(ctypes.byref(self.ptr), ctypes.c_size_t(size)), "cudaMalloc")
+        check(rt.cudaMemset(self.ptr, 0xFF, ctypes.c_size_t(size)), "cudaMemset")  # NaN in fp16/fp32
+        handle = (ctypes.c_char * 64)()
+        check(rt.cudaIpcGetMemHandle(handle, self.ptr), "cudaIpcGetMemHandle")
+        self.handle = bytes(handle)
+        self.size = size
+
+    def put(self, offset, a):
+        a = np.ascontiguousarray(a)
+        check(rt.cudaMemcpy(ctypes.c_void_p(self.ptr.value + offset), a.ctypes.data_as(ctypes.c_void_p),
+                            ctypes.c_size_t(a.nbytes), H2D), "cudaMemcpy H2D")
+
+    def get(self, offset, dtype, shape):
+        a = np.empty(shape, dtype=dtype)
+        check(rt.cudaDeviceSynchronize(), "cudaDeviceSynchronize")
+        check(rt.cudaMemcpy(a.ctypes.data_as(ctypes.c_void_p), ctypes.c_void_p(self.ptr.value + offset),
+                            ctypes.c_size_t(a.nbytes), D2H), "cudaMemcpy D2H")
+        return a
+
+    def free(self):
+        rt.cudaFree(self.ptr)
+
+
+def post(server, path, body):
+    status, _, data = server.request("POST", path, body=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    return status, json.loads(data) if data else {}
+
+
+def register(server, name, region, size=None, handle=None, device=0):
+    b64 = base64.b64encode(handle if handle is not None else region.handle).decode()
+    return post(server, f"/v2/cudasharedmemory/region/{name}/register",
+                {"raw_handle": {"b64": b64}, "device_id": device, "byte_size": size or region.size})
+
+
+def shm_tensor(name, shape, dt, region, size, offset):
+    return {"name": name, "shape": list(shape), "datatype": dt,
+            "parameters": {"shared_memory_region": region, "shared_memory_byte_size": size,
+                           "shared_memory_offset": offset}}
+
+
+def layout(shape, dt):
+    B, H, Hkv, Tq, Tk, D = shape
+    e = lib.np_dtype(dt).itemsize
+    sizes = [B * H * Tq * D * e, B * Hkv * Tk * D * e, B * Hkv * Tk * D * e, B * H * Tq * D * e, B * H * Tq * 4]
+    offs, at = [], 0
+    for s in sizes:
+        offs.append(at)
+        at += (s + 255) // 256 * 256
+    return sizes, offs, at
+
+
+def infer_body(shape, dt, sizes, offs, region, params, overrides=None):
+    B, H, Hkv, Tq, Tk, D = shape
+    shapes = [(B, H, Tq, D), (B, Hkv, Tk, D), (B, Hkv, Tk, D)]
+    inputs = [shm_tensor(n, s, dt, region, sizes[i], offs[i]) for i, (n, s) in enumerate(zip("qkv", shapes))]
+    for i, t in enumerate(inputs):
+        t["parameters"].update((overrides or {}).get(t["name"], {}))
+    outputs = [{"name": "out", "parameters": {"shared_memory_region": region, "shared_memory_byte_size": sizes[3],
+                                              "shared_memory_offset": offs[3]}},
+               {"name": "lse", "parameters": {"shared_memory_region": region, "shared_memory_byte_size": sizes[4],
+                                              "shared_memory_offset": offs[4]}}]
+    return {"inputs": inputs, "outputs": outputs, "parameters": dict(params, return_lse=True)}
+
+
+def run_case(server, mask, args, dt, shape, seed):
+    sizes, offs, total = layout(shape, dt)
+    region = DeviceRegion(total)
+    name = f"ipc-{mask}-{dt}"
+    try:
+        st, body = register(server, name, region)
+        assert st == 200, (st, body)
+        B, H, Hkv, Tq, Tk, D = shape
+        q, k, v = lib.make_qkv(np.random.default_rng(seed), B, H, Hkv, Tq, Tk, D, dt)
+        for a, o in zip((q, k, v), offs):
+            region.put(o, a)
+        params = dict(zip(lib.MASKS[mask], args))
+        st, body = post(server, f"/v2/models/{mask}/infer", infer_body(shape, dt, sizes, offs, name, params))
+        assert st == 200, (st, body)
+        out = region.get(offs[3], lib.np_dtype(dt), (B, H, Tq, D))
+        lse = region.get(offs[4], np.float32, (B, H, Tq))
+        ref_out, ref_lse = lib.reference(q, k, v, mask, args)
+        err = lib.rel_error(out, ref_out)
+        assert err <= lib.TOL[dt], f"{mask} {dt}: relative error {err}"
+        assert np.max(np.abs(lse - ref_lse)) <= 1e-3, f"{mask} {dt}: lse"
+        print(f"ok: {mask}{args} {dt} {shape}: relative error {err:.2e}")
+        st, body = post(server, f"/v2/cudasharedmemory/region/{name}/unregister", {})
+        assert st == 200, (st, body)
+    finally:
+        region.free()
+
+
+def failures(server):
+    shape, dt = (1, 4, 4, 64, 64, 64), "FP16"
+    sizes, offs, total = layout(shape, dt)
+    region = DeviceRegion(total)
+    try:
+        assert register(server, "f", region)[0] == 200
+        st, body = server.request("GET", "/v2/cudasharedmemory/status")[0], server.get_json("/v2/cudasharedmemory/status")
+        assert st == 200 and body[0]["name"] == "f" and int(body[0]["byte_size"]) == total, body
+        st, body = register(server, "f", region)
+        assert st == 400 and "already registered" in body["error"], body
+        st, body = register(server, "g", region, handle=os.urandom(64))
+        assert st == 400 and "cudaIpcOpenMemHandle" in body["error"], body
+        st, body = register(server, "h", region, device=99)
+        assert st == 400 and "device_id" in body["error"], body
+        over = {"k": {"shared_memory_offset": total - 64}}
+        st, body = post(server, "/v2/models/causal/infer", infer_body(shape, dt, sizes, offs, "f", {}, over))
+        assert st == 400 and "outside region" in body["error"], body
+        mixed = infer_body(shape, dt, sizes, offs, "f", {})
+        q = np.zeros((1, 4, 64, 64), dtype=np.float16)
+        mixed["inputs"][0] = lib.tensor_json("q", q, dt)
+        st, body = post(server, "/v2/models/causal/infer", mixed)
+        assert st == 400 and "CUDA shared" in body["error"], body
+        st, body = post(server, "/v2/cudasharedmemory/region/f/unregister", {})
+        assert st == 200, body
+        st, body = post(server, "/v2/models/causal/infer", infer_body(shape, dt, sizes, offs, "f", {}))
+        assert st == 400 and "not registered" in body["error"], body
+        assert server.get("/v2/health/ready")[0] == 200
+        print("ok: failures answered, chilld still serving")
+    finally:
+        region.free()
+
+
+def main():
+    with lib.Chilld() as server:
+        cases = [("causal", (), "FP16", (2, 8, 2, 256, 256, 64)), ("sliding_window", (64, 0), "BF16", (1, 4, 4, 300, 500, 128)),
+                 ("chunkwise", (64, 1), "FP32", (1, 2, 1, 128, 128, 64)), ("prefix_lm", (32,), "FP16", (2, 4, 4, 96, 160, 64))]
+        for i, (mask, args, dt, shape) in enumerate(cases):
+            if dt == "BF16" and lib.BF16 is None:
+                print("skip: BF16 (no ml_dtypes)")
+                continue
+            run_case(server, mask, args, dt, shape, i)
+        failures(server)
+    print("test_cuda_ipc: all passed")
+
+
+if __name__ == "__main__":
+    main()
