@@ -24,11 +24,17 @@
 
 #define DEFAULT_CONFIG "config/chilld.json"
 
-/* Defaults, then the config file, then the flags over it. Returns 0, or the
- * exit code after saying what was wrong. */
+/* Defaults, then the config file, then the flags over it. Returns 0 to
+ * serve, -1 when there is nothing more to do (--help), or the exit code
+ * after saying what was wrong. */
 static int load_config(chill_config *c, int argc, char **argv, const char **check) {
     const char *path = NULL;
     char err[1024];
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(chill_config_usage(), stdout);
+            return -1;
+        }
     chill_config_defaults(c);
     if (chill_config_flags(c, argc, argv, &path, check, err, sizeof err) < 0) {
         fprintf(stderr, "chilld: %s\n", err);
@@ -99,7 +105,7 @@ int main(int argc, char **argv) {
     char err[1024];
     int rc = load_config(&c, argc, argv, &check);
     if (rc != 0 || check != NULL)
-        return rc;
+        return rc < 0 ? 0 : rc;
     chill_log_set_level(c.log_level);
 
     sigset_t set;

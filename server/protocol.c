@@ -567,8 +567,8 @@ static int check_shapes(decoder *d, tensor *in, const request_params *rp) {
     if (k.b != q.b || k.d != q.d)
         return fail(d, 400, "input k: batch and head dim must be q's (B=%lld, D=%lld); got B=%lld, D=%lld",
                     (long long)q.b, (long long)q.d, (long long)k.b, (long long)k.d);
-    if (q.d < CHILL_HEAD_DIM_MIN || q.d > CHILL_HEAD_DIM_MAX)
-        return fail(d, 400, "input q: head dim D=%lld, accepted [%d, %d]", (long long)q.d,
+    if (q.d < CHILL_HEAD_DIM_MIN || q.d > CHILL_HEAD_DIM_MAX || q.d % 8 != 0)
+        return fail(d, 400, "input q: head_dim D=%lld; accepted a multiple of 8 in [%d, %d]", (long long)q.d,
                     CHILL_HEAD_DIM_MIN, CHILL_HEAD_DIM_MAX);
     if (q.h % k.h != 0)
         return fail(d, 400, "input k: its %lld heads must divide q's %lld heads", (long long)k.h, (long long)q.h);

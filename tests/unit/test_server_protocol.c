@@ -262,7 +262,8 @@ static const struct {
     {"[1,2,4,16]", "[1,2,4,32]", "FP32", 400, "head dim must be q's"},
     {"[1,2,4,16]", "[2,2,4,16]", "FP32", 400, "batch and head dim must be q's"},
     {"[1,3,4,16]", "[1,2,4,16]", "FP32", 400, "heads must divide"},
-    {"[1,2,4,8]", "[1,2,4,8]", "FP32", 400, "head dim D=8"},
+    {"[1,2,4,8]", "[1,2,4,8]", "FP32", 400, "head_dim D=8"},
+    {"[1,2,4,20]", "[1,2,4,20]", "FP32", 400, "head_dim D=20; accepted a multiple of 8 in [16, 256]"},
     {"[1,1,201,16]", "[1,1,201,16]", "FP32", 413, "limits.max_tokens"},
     {"[1,2,4,16]", "[1,2,4,16]", "FP16", 400, "datatype must be q's"},
 };
