@@ -21,14 +21,16 @@ typedef struct chill_cpu_isa {
     /* st[j * BQ + i] = sum over d < dim of k[j * ldk + d] * qt[d * BQ + i], for
      * every i < BQ and j < nk rounded up to KB (rows past nk repeat key nk-1). */
     void (*qk)(const float *qt, const float *k, int64_t ldk, int nk, int dim, float *st);
-    /* One online-softmax step over the key tile in st (nk rows, every i < BQ):
-     * m[i] becomes the running max, st the probabilities exp2(st - m[i]),
-     * alpha[i] the factor for what was summed before, l[i] the running sum. */
-    void (*softmax)(float *st, int nk, float *m, float *l, float *alpha);
-    /* o[i * ldo + d] = alpha[i] * o[i * ldo + d] + sum over j < nk of
-     * pt[j * BQ + i] * v[j * ldv + d], for i < nq rounded up to 4 and d < dim. */
-    void (*pv)(const float *pt, const float *alpha, int nq, const float *v, int64_t ldv, int nk, int dim,
-               float *o, int ldo);
+    /* One online-softmax step over the key tile in st, where query i attends
+     * at most the keys [j0[i], j1[i]) of it (st is -inf elsewhere, and is
+     * neither read nor written there): m[i] becomes the running max, st the
+     * probabilities exp2(st - m[i]), alpha[i] the factor for what was summed
+     * before, l[i] the running sum; for every i < BQ. */
+    void (*softmax)(float *st, const int *j0, const int *j1, float *m, float *l, float *alpha);
+    /* o[i * ldo + d] = alpha[i] * o[i * ldo + d] + sum over j in [j0[i], j1[i])
+     * of pt[j * BQ + i] * v[j * ldv + d], for i < nq rounded up to 4, d < dim. */
+    void (*pv)(const float *pt, const int *j0, const int *j1, const float *alpha, int nq, const float *v,
+               int64_t ldv, int dim, float *o, int ldo);
     /* dst[0..n) = src[0..n) as fp32; n is a multiple of 8. */
     void (*to_f32)(const void *src, chill_dtype t, int n, float *dst);
     /* dst[0..n) = src[0..n) * scale in t, rounded to nearest even; n a multiple of 8. */

@@ -62,14 +62,16 @@ const chill_cpu_isa *chill_cpu_isa_current(void) {
 /* ---- masks, the predicate inlined per registered mask -------------------- */
 
 /* st[j * BQ + i] = -inf where query q0 + i may not attend key k0 + j, of
- * the sequence's n_k keys. Per query, keys outside its k_range are masked
- * outright and keys inside its own full_k_range kept; the predicate decides
- * only what lies between (for the masks so far: nothing). */
-typedef void (*mask_tile_fn)(const int64_t *a, float *st, int64_t q0, int nq, int64_t k0, int nk, int64_t n_k);
+ * the sequence's n_k keys, and [j0[i], j1[i]) the tile's keys inside the
+ * query's k_range. Keys outside it are masked outright and keys inside its
+ * own full_k_range kept; the predicate decides only what lies between (for
+ * the masks so far: nothing). */
+typedef void (*mask_tile_fn)(const int64_t *a, float *st, int64_t q0, int nq, int64_t k0, int nk, int64_t n_k,
+                             int *j0, int *j1);
 
 #define CHILL_MASK(name, nargs, arg_names, arg_mins)                                                     \
     static void mask_tile_##name(const int64_t *a, float *st, int64_t q0, int nq, int64_t k0, int nk,     \
-                                 int64_t n_k) {                                                          \
+                                 int64_t n_k, int *j0, int *j1) {                                        \
         int64_t end = k0 + nk;                                                                           \
         for (int i = 0; i < nq; i++) {                                                                   \
             int64_t q = q0 + i, k;                                                                       \
@@ -89,6 +91,8 @@ typedef void (*mask_tile_fn)(const int64_t *a, float *st, int64_t q0, int nq, in
                     st[(k - k0) * BQ + i] = -INFINITY;                                                   \
             for (k = r.hi + 1; k < end; k++)                                                             \
                 st[(k - k0) * BQ + i] = -INFINITY;                                                       \
+            j0[i] = (int)(r.lo - k0);                                                                    \
+            j1[i] = (int)(r.hi + 1 - k0);                                                                \
         }                                                                                                \
     }
 #include "list.h"
@@ -174,6 +178,7 @@ typedef struct job {
 /* A thread's buffers, 64-byte aligned pieces of one allocation. */
 typedef struct scratch {
     float *qt, *st, *o, *kbuf, *vbuf, *row, *m, *l, *alpha;
+    int j0[BQ], j1[BQ]; /* per query, the keys of the current tile it may attend */
     void *block;
 } scratch;
 
@@ -259,6 +264,7 @@ static void run_item(const job *J, scratch *s, int64_t b, int64_t h, int64_t til
     for (int i = 0; i < BQ; i++) {
         s->m[i] = -INFINITY;
         s->l[i] = 0.0f;
+        s->j0[i] = s->j1[i] = 0; /* rows past nq attend nothing */
     }
     memset(s->o, 0, (size_t)BQ * J->dp * sizeof(float));
 
@@ -272,10 +278,14 @@ static void run_item(const job *J, scratch *s, int64_t b, int64_t h, int64_t til
         int64_t ld;
         load_kv(J, s, b, hk, &sq, k0, nk, &k, &v, &ld);
         J->isa->qk(s->qt, k, ld, nk, dim, s->st);
-        if (k0 < full.lo || k0 + nk - 1 > full.hi)
-            J->mask_tile(a, s->st, q0, nq, k0, nk, sq.nk);
-        J->isa->softmax(s->st, nk, s->m, s->l, s->alpha);
-        J->isa->pv(s->st, s->alpha, nq, v, ld, nk, dim, s->o, J->dp);
+        if (k0 < full.lo || k0 + nk - 1 > full.hi) {
+            J->mask_tile(a, s->st, q0, nq, k0, nk, sq.nk, s->j0, s->j1);
+        } else {
+            for (int i = 0; i < nq; i++)
+                s->j0[i] = 0, s->j1[i] = nk;
+        }
+        J->isa->softmax(s->st, s->j0, s->j1, s->m, s->l, s->alpha);
+        J->isa->pv(s->st, s->j0, s->j1, s->alpha, nq, v, ld, dim, s->o, J->dp);
     }
     store_rows(J, s, b, h, &sq, i0, nq);
 }

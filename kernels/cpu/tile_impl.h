@@ -50,17 +50,36 @@ static void qk(const float *qt, const float *k, int64_t ldk, int nk, int dim, fl
     }
 }
 
-static void softmax(float *st, int nk, float *m, float *l, float *alpha) {
+/* [*lo, *hi): the union of the key ranges of queries i .. i + n - 1 (their
+ * ranges only grow with the query, but empty ones say nothing). */
+static void key_span(const int *j0, const int *j1, int i, int n, int *lo, int *hi) {
+    *lo = 1 << 30, *hi = 0;
+    for (int r = i; r < i + n; r++)
+        if (j0[r] < j1[r]) {
+            *lo = j0[r] < *lo ? j0[r] : *lo;
+            *hi = j1[r] > *hi ? j1[r] : *hi;
+        }
+    if (*lo >= *hi)
+        *lo = *hi = 0;
+}
+
+/* softmax turns the keys of a whole pv block into probabilities (0 where
+ * masked), as pv reads the union of its PR queries' ranges. */
+#define SPAN (L > PR ? L : PR)
+
+static void softmax(float *st, const int *j0, const int *j1, float *m, float *l, float *alpha) {
     for (int i = 0; i < BQ; i += L) {
+        int lo, hi;
+        key_span(j0, j1, i / SPAN * SPAN, SPAN, &lo, &hi);
         vf mx = V_SET1(-INFINITY);
-        for (int j = 0; j < nk; j++)
+        for (int j = lo; j < hi; j++)
             mx = V_MAX(mx, V_LOAD(st + j * BQ + i));
         vf m_old = V_LOAD(m + i), m_new = V_MAX(m_old, mx);
         /* An all-masked column keeps m = -inf; subtracting -FLT_MAX instead
          * keeps its probabilities and alpha exactly 0 rather than NaN. */
         vf mu = V_MAX(m_new, V_SET1(-3.402823466e38f));
         vf a = V_EXP2(V_SUB(m_old, mu)), sum = V_ZERO();
-        for (int j = 0; j < nk; j++) {
+        for (int j = lo; j < hi; j++) {
             vf p = V_EXP2(V_SUB(V_LOAD(st + j * BQ + i), mu));
             V_STORE(st + j * BQ + i, p);
             sum = V_ADD(sum, p);
@@ -72,14 +91,14 @@ static void softmax(float *st, int nk, float *m, float *l, float *alpha) {
 }
 
 /* W head-dim vectors of PR queries; the block's last vector loads the lanes of last only. */
-INLINE void pv_block(const float *pt, const float *alpha, const float *v, int64_t ldv, int nk, float *o, int ldo,
-                     vmask last, int W) {
+INLINE void pv_block(const float *pt, const float *alpha, const float *v, int64_t ldv, int lo, int hi, float *o,
+                     int ldo, vmask last, int W) {
     vf acc[PR][PV_W];
     UNROLL for (int r = 0; r < PR; r++) {
         vf a = V_SET1(alpha[r]);
         UNROLL for (int w = 0; w < W; w++) acc[r][w] = V_MUL(a, V_LOAD(o + r * ldo + w * L));
     }
-    for (int j = 0; j < nk; j++) {
+    for (int j = lo; j < hi; j++) {
         const float *vr = v + (int64_t)j * ldv;
         vf vv[PV_W];
         UNROLL for (int w = 0; w < W - 1; w++) vv[w] = V_LOAD(vr + w * L);
@@ -93,17 +112,19 @@ INLINE void pv_block(const float *pt, const float *alpha, const float *v, int64_
         UNROLL for (int w = 0; w < W; w++) V_STORE(o + r * ldo + w * L, acc[r][w]);
 }
 
-static void pv(const float *pt, const float *alpha, int nq, const float *v, int64_t ldv, int nk, int dim, float *o,
-               int ldo) {
+static void pv(const float *pt, const int *j0, const int *j1, const float *alpha, int nq, const float *v, int64_t ldv,
+               int dim, float *o, int ldo) {
     int nv = (dim + L - 1) / L;
     for (int i = 0; i < nq; i += PR) {
+        int lo, hi;
+        key_span(j0, j1, i, PR, &lo, &hi);
         for (int w0 = 0; w0 < nv; w0 += PV_W) {
             int w = nv - w0 < PV_W ? nv - w0 : PV_W;
             vmask last = V_MASK(w0 + w == nv ? dim - (nv - 1) * L : L);
             const float *pb = pt + i, *vb = v + w0 * L;
             float *ob = o + (int64_t)i * ldo + w0 * L;
             switch (w) {
-#define PV_CASE(n) case n: pv_block(pb, alpha + i, vb, ldv, nk, ob, ldo, last, n); break;
+#define PV_CASE(n) case n: pv_block(pb, alpha + i, vb, ldv, lo, hi, ob, ldo, last, n); break;
             PV_CASE(1)
 #if PV_W >= 2
             PV_CASE(2)
