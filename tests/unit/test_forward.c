@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "chill.h"
 #include "cpu/cpu.h"
@@ -398,6 +400,28 @@ START_TEST(concurrent_callers) {
 }
 END_TEST
 
+/* The pool's threads do not survive fork(): a child that calls in after its
+ * parent did gets a pool of its own instead of waiting on threads it lacks. */
+START_TEST(forward_after_fork) {
+    uint64_t rng = next_seed();
+    call *c = call_build(random_spec(&rng, CHILL_F32, mask_with(CHILL_MASK_causal, 0, &rng)));
+    chill_set_num_threads(2);
+    ck_assert_int_eq(chill_forward(&c->p, NULL), CHILL_OK);
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(20);
+        call_poison(c);
+        int ok = chill_forward(&c->p, NULL) == CHILL_OK && chill_ref_rel_error(&c->p, c->ref) <= 1e-5;
+        _exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s: the forked child failed (status %d)", c->what,
+                  status);
+    call_free(c);
+}
+END_TEST
+
 /* chill_attended_pairs against a brute-force count with the predicate. */
 START_TEST(attended_pairs_exact) {
     uint64_t rng = next_seed();
@@ -445,6 +469,7 @@ Suite *chill_test_suite(void) {
     tcase_add_test(tc, every_isa);
     tcase_add_test(tc, random_calls);
     tcase_add_test(tc, concurrent_callers);
+    tcase_add_test(tc, forward_after_fork);
     tcase_add_test(tc, attended_pairs_exact);
     suite_add_tcase(s, tc);
     return s;
