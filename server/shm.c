@@ -313,7 +313,9 @@ static int chill_regions_fail(char **response, int status, const char *fmt, cons
 }
 
 static int chill_regions_ok(char **response, json_t *j) {
-    *response = json_dumps(j ? j : json_object(), JSON_COMPACT);
+    if (!j)
+        j = json_object();
+    *response = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     return 200;
 }

@@ -54,7 +54,7 @@ struct uds_conn {
     char *arena;
     size_t arena_bytes;
     int pending_fd;                /* a descriptor received, for the HELLO */
-    char in[sizeof(chill_wire_request)];
+    _Alignas(uint64_t) char in[sizeof(chill_wire_request)]; /* the frame being read, aligned for its structs */
     size_t in_len;
     pthread_mutex_t lock;          /* out and inflight, shared with the workers */
     char *out;

@@ -4,8 +4,8 @@
  * results are checked against the float64 reference with the output
  * poisoned first; the error values are checked for bad arguments (nothing
  * sent), a server-side refusal, an unreachable server, and an arena that is
- * too small or only partly used. Check forks each test: the server's threads
- * keep running in the parent while a test talks to it. */
+ * too small or only partly used. Each test gets its own chilld, started and
+ * stopped in the test's process, so nothing is left running or allocated. */
 #include <check.h>
 #include <math.h>
 #include <netinet/in.h>
@@ -254,7 +254,7 @@ END_TEST
 Suite *chill_test_suite(void) {
     Suite *s = suite_create("client_transports");
     TCase *t = tcase_create("chilld");
-    tcase_add_unchecked_fixture(t, server_start, server_stop);
+    tcase_add_checked_fixture(t, server_start, server_stop);
     tcase_set_timeout(t, 120);
     tcase_add_test(t, http_results);
     tcase_add_test(t, shm_results);
