@@ -76,6 +76,10 @@ expect_fail "head_dim" "$ctl" infer --url "$url" --random 1,1,16,8
 expect_fail "B,H,T,D" "$ctl" infer --url "$url" --random 1,2,3
 expect_fail "transport" "$ctl" bench --transport carrier-pigeon --random 1,1,16,16
 kill -0 $pid || fail "chilld died"
+kill -TERM $pid
+wait $pid
+rc=$?
+[ $rc -eq 0 ] || fail "chilld exited with $rc on SIGTERM (sanitizer report or failed drain; see its log)"
 
 if [ $fails -ne 0 ]; then echo "$fails failure(s); chilld log:"; tail -20 "$tmp/chilld.log"; exit 1; fi
 echo "chillctl: all checks passed"
