@@ -1,8 +1,9 @@
 """Dynamic batching under concurrency: many clients at once, each with its own
-distinct inputs (different lengths too, so packing is varlen), each checking
-its own result against the float64 reference. Batching must never mix
-results, and the batch-size histogram must show that launches of more than
-one request really happened."""
+distinct inputs (different lengths too, so packing is varlen) and one of
+three masks (so requests of different batch keys arrive together), each
+checking its own result against the float64 reference. Batching must never
+mix results, and the batch-size histogram must show that launches of more
+than one request really happened."""
 import threading
 
 import numpy as np
@@ -12,6 +13,8 @@ import lib
 
 CLIENTS = 24
 ROUNDS = 3
+MASKS = [("causal", {}, ()), ("sliding_window", {"left_context": 3, "right_context": 1}, (3, 1)),
+         ("chunkwise", {"context_size": 4, "back_contexts": 1}, (4, 1))]
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +26,7 @@ def server():
 
 def client(server, idx, dt, failures):
     rng = np.random.default_rng(1000 + idx)
+    mask, params, args = MASKS[idx % len(MASKS)]
     for r in range(ROUNDS):
         tq = 1 + (idx * 7 + r) % 12
         tk = tq + (idx * 3 + r) % 9
@@ -30,15 +34,15 @@ def client(server, idx, dt, failures):
         # distinct per client: a client's own id in its values makes any mix-up visible
         q = (q + np.asarray(idx / 10, q.dtype)).astype(q.dtype)
         try:
-            status, headers, body = lib.infer(server, "causal", [("q", q, dt), ("k", k, dt), ("v", v, dt)])
+            status, headers, body = lib.infer(server, mask, [("q", q, dt), ("k", k, dt), ("v", v, dt)], params)
             if status != 200:
                 failures.append(f"client {idx} round {r}: {status} {body[:200]!r}")
                 continue
             out = lib.decode_infer_response(headers, body)[1]["out"]
-            ref, _ = lib.reference(q, k, v, "causal")
+            ref, _ = lib.reference(q, k, v, mask, args)
             err = lib.rel_error(out, ref)
             if out.shape != q.shape or err > lib.TOL[dt]:
-                failures.append(f"client {idx} round {r}: shape {out.shape}, rel error {err:.3g}")
+                failures.append(f"client {idx} round {r} ({mask}): shape {out.shape}, rel error {err:.3g}")
         except Exception as e:  # noqa: BLE001 -- any failure of any client fails the test
             failures.append(f"client {idx} round {r}: {e!r}")
 

@@ -1,7 +1,8 @@
 """Overload: with a queue bound of one request and more concurrent clients
 than that, the excess gets 503 with a Retry-After header and an error body,
 never a dropped connection; every request that is accepted still gets its
-own correct result, and once the load is gone the daemon serves normally."""
+own correct result, and once the load is gone the daemon serves normally.
+A request whose timeout parameter passes while it waits gets 504."""
 import json
 import threading
 
@@ -60,6 +61,20 @@ def test_overload_is_503_with_retry_after(server):
     assert lib.metric_sum(series, "chill_requests_total", code="503") >= len(busy)
     status, _, body = lib.infer(server, "full", inputs)
     assert status == 200, body[:200]
+
+
+def test_timeout_passed_in_the_queue_is_504():
+    with lib.Chilld({"batching": {"enabled": True, "max_queue_delay_us": 400_000}}) as server:
+        rng = np.random.default_rng(6)
+        q, k, v = lib.make_qkv(rng, 1, 2, 2, 8, 8, 16, "FP32")
+        inputs = [("q", q, "FP32"), ("k", k, "FP32"), ("v", v, "FP32")]
+        status, _, body = lib.infer(server, "causal", inputs, {"timeout": 1000})
+        assert status == 504, body[:300]
+        assert json.loads(body)["error"]
+        status, headers, body = lib.infer(server, "causal", inputs, {"timeout": 20_000_000})
+        assert status == 200, body[:300]
+        ref, _ = lib.reference(q, k, v, "causal")
+        assert lib.rel_error(lib.decode_infer_response(headers, body)[1]["out"], ref) <= lib.TOL["FP32"]
 
 
 if __name__ == "__main__":
