@@ -10,9 +10,10 @@
 # libb64.so.0d (Debian libb64-0d, in deploy/install-deps.sh); a small wrapper
 # points the loader at the former.
 #
-# Made once and reused: with the marker file present nothing is done. Without
-# network access pip fails; the tests then use what is there and skip what
-# needs a missing package, saying so. Prints the venv's python on stdout.
+# Made once and reused: with the marker file present nothing is done. The venv
+# sees the system's packages, so without network access (pip fails) the tests
+# still use what the machine has (numpy, pytest, ...) and skip what needs a
+# missing package, saying so. Prints the venv's python on stdout.
 set -uo pipefail
 
 build=${BUILD:-build}
@@ -49,7 +50,7 @@ SH
 
 if [ ! -f "$marker" ]; then
   if [ ! -x "$venv/bin/python" ]; then
-    python3 -m venv "$venv" >&2 || { echo "venv.sh: python3 -m venv $venv failed (is python3-venv installed?)" >&2; exit 1; }
+    python3 -m venv --system-site-packages "$venv" >&2 || { echo "venv.sh: python3 -m venv $venv failed (is python3-venv installed?)" >&2; exit 1; }
   fi
   if "$venv/bin/python" -m pip install -q --disable-pip-version-check "${packages[@]}" >&2 &&
      install_perf_analyzer; then
