@@ -363,25 +363,35 @@ static int chill_regions_register(int cuda, const char *name, json_t *body, char
     if (key)
         snprintf(r->key, sizeof r->key, "%s", key);
     pthread_mutex_lock(&chill_regions_lock);
-    if (chill_region_find(name)) {
-        pthread_mutex_unlock(&chill_regions_lock);
+    int taken = chill_region_find(name) != NULL;
+    pthread_mutex_unlock(&chill_regions_lock);
+    if (taken) {
         free(r);
         return chill_regions_fail(response, 400, "region %s is already registered; unregister it first%s", name, "");
     }
     pthread_once(&chill_bus_once, chill_bus_install);
+    /* Mapping (and pinning) can take a while: it runs outside the lock, so
+     * requests keep acquiring views of other regions meanwhile; the name is
+     * checked again before the region goes in. */
     status = cuda ? chill_region_map_cuda(r, b64, err, sizeof err) : chill_region_map_system(r, err, sizeof err);
-    if (status == 0) {
-        r->refs = 1;
-        r->next = chill_regions_list;
-        chill_regions_list = r;
-        chill_log(CHILL_LOG_INFO, "region_registered", "name=%s kind=%s key=%s bytes=%zu device=%d pinned=%d", name,
-                  cuda ? "cuda" : "system", cuda ? "-" : r->key, r->size, r->device, r->pinned);
-    }
-    pthread_mutex_unlock(&chill_regions_lock);
     if (status) {
         free(r);
         return chill_regions_fail(response, status, "register %s: %s", name, err);
     }
+    r->refs = 1;
+    pthread_mutex_lock(&chill_regions_lock);
+    taken = chill_region_find(name) != NULL;
+    if (!taken) {
+        r->next = chill_regions_list;
+        chill_regions_list = r;
+        chill_log(CHILL_LOG_INFO, "region_registered", "name=%s kind=%s key=%s bytes=%zu device=%d pinned=%d", name,
+                  cuda ? "cuda" : "system", cuda ? "-" : r->key, r->size, r->device, r->pinned);
+    } else {
+        chill_region_unref(r);
+    }
+    pthread_mutex_unlock(&chill_regions_lock);
+    if (taken)
+        return chill_regions_fail(response, 400, "region %s is already registered; unregister it first%s", name, "");
     return chill_regions_ok(response, NULL);
 }
 
