@@ -4,8 +4,10 @@
  * of a tile configuration from the tuning table, and the launch on the
  * caller's stream. Nothing here synchronizes or allocates: a call costs a few
  * pointer queries and one kernel launch. */
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 extern "C" {
@@ -212,12 +214,20 @@ chill_status chill_cuda_prepare(const chill_params *p, int *arch, chill_cuda_arg
     a->q_offset = a->auto_offset ? 0 : p->q_offset;
     a->mask = p->mask;
     a->scale_log2 = p->sm_scale * 1.4426950408889634f;
+    a->max_q_len = a->seq_q;
+    if (a->inline_seqs & 4) {
+        a->max_q_len = 0;
+        for (int64_t b = 0; b < p->batch; b++) {
+            int n = a->seqs.cu_q[b + 1] - a->seqs.cu_q[b];
+            a->max_q_len = std::max(a->max_q_len, (a->inline_seqs & 1) ? std::min(n, a->seqs.lens_q[b]) : n);
+        }
+    }
     return CHILL_OK;
 }
 
 chill_status chill_cuda_launch(const chill_params *p, const chill_cuda_args *a, const chill_cuda_config *config,
                                chill_error *err) {
-    if (p->batch == 0 || p->seq_q == 0 || p->heads_q == 0)
+    if (p->batch == 0 || a->max_q_len == 0 || p->heads_q == 0)
         return CHILL_OK;
     cudaError_t e = config->launch(a, (int)p->batch, (cudaStream_t)p->stream);
     if (e == cudaSuccess)
@@ -227,14 +237,39 @@ chill_status chill_cuda_launch(const chill_params *p, const chill_cuda_args *a, 
                       chill_cuda_sticky(e) ? " (the device is unusable until the process restarts)" : "");
 }
 
+/* $CHILL_CUDA_CONFIG names the configuration to run, over the tuning table
+ * (the GPU tests run every configuration this way); a name not compiled for
+ * the call's dtype and head dim is an error that lists those that are. */
+static chill_status chill_cuda_forced_config(const chill_params *p, int arch, const chill_cuda_config **config,
+                                             chill_error *err) {
+    const char *name = getenv("CHILL_CUDA_CONFIG");
+    if (name == NULL || name[0] == '\0')
+        return CHILL_OK;
+    const chill_cuda_config *cand[16];
+    int n = chill_cuda_candidates(p->dtype, (int)p->head_dim, arch, cand, 16);
+    char list[256] = "";
+    for (int i = 0; i < n; i++) {
+        if (strcmp(cand[i]->name, name) == 0) {
+            *config = cand[i];
+            return CHILL_OK;
+        }
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? " " : "", cand[i]->name);
+    }
+    return chill_fail(err, CHILL_ERR_UNSUPPORTED, "CHILL_CUDA_CONFIG=%s: compiled for %s, head_dim %lld: %s", name,
+                      chill_dtype_name(p->dtype), (long long)p->head_dim, list);
+}
+
 extern "C" chill_status chill_cuda_forward(const chill_params *p, chill_error *err) {
     int arch;
     chill_cuda_args a;
     chill_status st = chill_cuda_prepare(p, &arch, &a, err);
     if (st != CHILL_OK)
         return st;
-    const chill_cuda_config *config =
-        chill_cuda_tuned_config(arch, p->dtype, (int)p->head_dim, chill_cuda_mask_class(&p->mask));
+    const chill_cuda_config *config = NULL;
+    if ((st = chill_cuda_forced_config(p, arch, &config, err)) != CHILL_OK)
+        return st;
+    if (config == NULL)
+        config = chill_cuda_tuned_config(arch, p->dtype, (int)p->head_dim, chill_cuda_mask_class(&p->mask));
     if (config == NULL)
         return chill_fail(err, CHILL_ERR_UNSUPPORTED, "no CUDA kernel for %s, head_dim %lld on sm_%d",
                           chill_dtype_name(p->dtype), (long long)p->head_dim, arch);

@@ -11,8 +11,9 @@
  * registers when D <= 128), then walks the key tiles of BN rows that the mask's
  * k_range allows, double-buffered with cp.async so tile j+1 loads while tile j
  * computes. Per tile: S = Q K^T with mma.sync m16n8k16 (K fragments by
- * ldmatrix), the predicate applied only when the tile is not inside the mask's
- * full_k_range, the online softmax in base 2 (row max and sum kept per thread,
+ * ldmatrix), the mask applied only when the tile is not inside the mask's
+ * full_k_range (then per row, from bounds computed once per block: see
+ * chill_row_bounds in tile.cuh), the online softmax in base 2 (row max and sum kept per thread,
  * reduced over the 4 threads of an mma row group), then O += P V with P
  * re-used from the S registers as the A operand and V by ldmatrix.trans. At the
  * end O is divided by the row sum; a row that attended no key writes zeros and
@@ -82,6 +83,13 @@ __device__ __forceinline__ void chill_cp_async16(void *dst, const void *src, boo
 
 __device__ __forceinline__ void chill_cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 
+/* 2^x, flushing denormals (the softmax needs no more). */
+__device__ __forceinline__ float chill_exp2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
+}
+
 template <int N> __device__ __forceinline__ void chill_cp_async_wait() {
     asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
@@ -91,30 +99,43 @@ template <int N> __device__ __forceinline__ void chill_cp_async_wait() {
 template <typename T, int D, int LD, int ROWS, int NTHREADS>
 __device__ __forceinline__ void chill_load_rows(T *dst, const char *src, int64_t ld, int row0, int n_rows) {
     constexpr int CHUNKS = D / 8; /* 16-byte pieces per row */
+    if constexpr (NTHREADS % CHUNKS == 0) {
+        /* Each thread keeps one column of chunks: one pointer, stepped. */
+        constexpr int RSTEP = NTHREADS / CHUNKS;
+        const int r0 = threadIdx.x / CHUNKS, c = threadIdx.x % CHUNKS;
+        const char *g = src + (int64_t)(row0 + r0) * ld + c * 16;
+        const int64_t step = RSTEP * ld;
 #pragma unroll
-    for (int i = threadIdx.x; i < ROWS * CHUNKS; i += NTHREADS) {
-        int r = i / CHUNKS, c = i % CHUNKS;
-        bool valid = row0 + r < n_rows;
-        const char *g = src + (valid ? (int64_t)(row0 + r) * ld : 0) + c * 16;
-        chill_cp_async16(dst + r * LD + c * 8, g, valid);
+        for (int r = r0; r < ROWS; r += RSTEP, g += step) {
+            bool valid = row0 + r < n_rows;
+            chill_cp_async16(dst + r * LD + c * 8, valid ? g : src, valid);
+        }
+    } else {
+#pragma unroll
+        for (int i = threadIdx.x; i < ROWS * CHUNKS; i += NTHREADS) {
+            int r = i / CHUNKS, c = i % CHUNKS;
+            bool valid = row0 + r < n_rows;
+            chill_cp_async16(dst + r * LD + c * 8, src + (valid ? (int64_t)(row0 + r) * ld : 0) + c * 16, valid);
+        }
     }
 }
 
-template <typename T, int D, int BM, int BN, int W>
-__global__ void __launch_bounds__(W * 32) chill_flash_kernel(const chill_cuda_args a) {
+template <typename T, int D, int BM, int BN, int W, int MINB>
+__global__ void __launch_bounds__(W * 32, MINB) chill_flash_kernel(const chill_cuda_args a) {
     constexpr int NTHREADS = W * 32;
     constexpr int MT = BM / (16 * W); /* mma row tiles per warp */
     constexpr int KD = D / 16;        /* k-steps of S = Q K^T */
     constexpr int NT = BN / 8;        /* n8 tiles of S */
     constexpr int DT = D / 8;         /* n8 tiles of O */
     constexpr int LD = D + 8;         /* padded shared row, elements */
-    constexpr bool QREG = D <= 128;   /* Q fragments held in registers */
+    constexpr bool QREG = MT * D <= 128; /* Q fragments held in registers, else re-read per tile */
     static_assert(MT >= 1 && BM == MT * 16 * W && BN % 16 == 0 && D % 16 == 0, "bad tile configuration");
 
     extern __shared__ __align__(16) unsigned char chill_smem[];
     T *sQ = reinterpret_cast<T *>(chill_smem);
     T *sK = sQ + BM * LD;
     T *sV = sK + 2 * BN * LD;
+    int4 *sRow = reinterpret_cast<int4 *>(sV + 2 * BN * LD); /* per-row bounds for partial tiles */
 
     const int b = blockIdx.z, h = blockIdx.y;
     const chill_seq seq = chill_seq_geometry<T>(a, b, h);
@@ -141,6 +162,8 @@ __global__ void __launch_bounds__(W * 32) chill_flash_kernel(const chill_cuda_ar
         row_sum[mt][0] = row_sum[mt][1] = 0.f;
     }
 
+    for (int r = threadIdx.x; r < BM; r += NTHREADS)
+        sRow[r] = chill_row_bounds(a.mask, seq.q_off + m0 + r, seq.k_len);
     chill_load_rows<T, D, LD, BM, NTHREADS>(sQ, seq.q, q_ld, m0, seq.q_len);
     if (span.kt_lo <= span.kt_hi) {
         chill_load_rows<T, D, LD, BN, NTHREADS>(sK, seq.k, k_ld, span.kt_lo * BN, seq.k_len);
@@ -205,14 +228,7 @@ __global__ void __launch_bounds__(W * 32) chill_flash_kernel(const chill_cuda_ar
             }
         }
 
-        /* Scale into base 2; outside the full range, the predicate. */
-#pragma unroll
-        for (int mt = 0; mt < MT; mt++)
-#pragma unroll
-            for (int nt = 0; nt < NT; nt++)
-#pragma unroll
-                for (int i = 0; i < 4; i++)
-                    s[mt][nt][i] *= a.scale_log2;
+        /* Outside the full range: the mask, row by row. */
         const int n0 = kt * BN;
         if (!chill_tile_is_full(span, n0, BN)) {
             chill_with_predicate(a.mask, [&](auto allows) {
@@ -220,13 +236,15 @@ __global__ void __launch_bounds__(W * 32) chill_flash_kernel(const chill_cuda_ar
                 for (int mt = 0; mt < MT; mt++)
 #pragma unroll
                     for (int hh = 0; hh < 2; hh++) {
-                        const int64_t qp = seq.q_off + m0 + wrow + mt * 16 + g + hh * 8;
+                        const int r = wrow + mt * 16 + g + hh * 8;
+                        const int4 rb = sRow[r];
+                        const int64_t qp = seq.q_off + m0 + r;
 #pragma unroll
                         for (int nt = 0; nt < NT; nt++)
 #pragma unroll
                             for (int e = 0; e < 2; e++) {
                                 const int kp = n0 + nt * 8 + 2 * t + e;
-                                if (kp >= seq.k_len || !allows(qp, kp))
+                                if (kp >= seq.k_len || !chill_row_allows(rb, allows, qp, kp))
                                     s[mt][nt][2 * hh + e] = -INFINITY;
                             }
                     }
@@ -238,21 +256,23 @@ __global__ void __launch_bounds__(W * 32) chill_flash_kernel(const chill_cuda_ar
         for (int mt = 0; mt < MT; mt++)
 #pragma unroll
             for (int hh = 0; hh < 2; hh++) {
-                float mx = row_max[mt][hh];
+                /* Raw scores: sm_scale > 0, so the max commutes with the scaling. */
+                float mx = -INFINITY;
 #pragma unroll
                 for (int nt = 0; nt < NT; nt++)
                     mx = fmaxf(mx, fmaxf(s[mt][nt][2 * hh], s[mt][nt][2 * hh + 1]));
                 mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
                 mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
+                mx = fmaxf(row_max[mt][hh], mx * a.scale_log2);
                 const float base = mx == -INFINITY ? 0.f : mx;
-                const float alpha = exp2f(row_max[mt][hh] - base);
+                const float alpha = chill_exp2(row_max[mt][hh] - base);
                 row_max[mt][hh] = mx;
                 float sum = 0.f;
 #pragma unroll
                 for (int nt = 0; nt < NT; nt++)
 #pragma unroll
                     for (int e = 0; e < 2; e++) {
-                        float p = exp2f(s[mt][nt][2 * hh + e] - base);
+                        float p = chill_exp2(fmaf(s[mt][nt][2 * hh + e], a.scale_log2, -base));
                         s[mt][nt][2 * hh + e] = p;
                         sum += p;
                     }
@@ -316,27 +336,33 @@ __global__ void __launch_bounds__(W * 32) chill_flash_kernel(const chill_cuda_ar
         }
 }
 
-template <typename T, int D, int BM, int BN, int W>
+template <typename T, int D, int BM, int BN, int W, int MINB>
 cudaError_t chill_flash_launch(const chill_cuda_args *a, int batch, cudaStream_t stream) {
-    constexpr size_t smem = (size_t)(BM + 4 * BN) * (D + 8) * sizeof(T);
-    auto kernel = chill_flash_kernel<T, D, BM, BN, W>;
+    constexpr size_t smem = (size_t)(BM + 4 * BN) * (D + 8) * sizeof(T) + BM * sizeof(int4);
+    auto kernel = chill_flash_kernel<T, D, BM, BN, W, MINB>;
     cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+    if (e == cudaSuccess) /* all of the unified L1 as shared memory: MINB blocks must fit */
+        e = cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared);
     if (e != cudaSuccess)
         return e;
-    dim3 grid((a->seq_q + BM - 1) / BM, a->heads_q, batch);
+    dim3 grid((a->max_q_len + BM - 1) / BM, a->heads_q, batch);
     kernel<<<grid, W * 32, smem, stream>>>(*a);
     return cudaGetLastError();
 }
 
-#define CHILL_FLASH_CONFIG(T, dtype, D, BM, BN, W)                                                                     \
-    {#BM "x" #BN "w" #W, dtype, D, BM, BN, W, 80, chill_flash_launch<T, D, BM, BN, W>}
+#define CHILL_FLASH_CONFIG(T, dtype, D, BM, BN, W, MINB)                                                               \
+    {#BM "x" #BN "w" #W "b" #MINB, dtype, D, BM, BN, W, 80, chill_flash_launch<T, D, BM, BN, W, MINB>}
 
-/* The tile configurations compiled for each 16-bit dtype: the first of each
- * head dim is the default where the tuning table names none. */
+/* The tile configurations compiled for each 16-bit dtype: BM x BN, W warps,
+ * at least MINB blocks per multiprocessor (which caps the registers). The
+ * first of each head dim is the default where the tuning table names none. */
 #define CHILL_FLASH_CONFIGS(T, dtype)                                                                                  \
-    CHILL_FLASH_CONFIG(T, dtype, 32, 64, 64, 4), CHILL_FLASH_CONFIG(T, dtype, 64, 64, 64, 4),                          \
-        CHILL_FLASH_CONFIG(T, dtype, 64, 128, 64, 8), CHILL_FLASH_CONFIG(T, dtype, 96, 64, 64, 4),                     \
-        CHILL_FLASH_CONFIG(T, dtype, 128, 64, 64, 4), CHILL_FLASH_CONFIG(T, dtype, 128, 128, 64, 8),                   \
-        CHILL_FLASH_CONFIG(T, dtype, 256, 64, 32, 4)
+    CHILL_FLASH_CONFIG(T, dtype, 32, 64, 64, 4, 4), CHILL_FLASH_CONFIG(T, dtype, 64, 64, 64, 4, 3),                    \
+        CHILL_FLASH_CONFIG(T, dtype, 64, 64, 64, 4, 4), CHILL_FLASH_CONFIG(T, dtype, 64, 128, 64, 8, 2),               \
+        CHILL_FLASH_CONFIG(T, dtype, 64, 128, 32, 4, 3), CHILL_FLASH_CONFIG(T, dtype, 64, 64, 32, 4, 4),               \
+        CHILL_FLASH_CONFIG(T, dtype, 96, 64, 64, 4, 2), CHILL_FLASH_CONFIG(T, dtype, 128, 64, 64, 4, 2),               \
+        CHILL_FLASH_CONFIG(T, dtype, 128, 64, 64, 4, 3), CHILL_FLASH_CONFIG(T, dtype, 128, 64, 32, 4, 3),              \
+        CHILL_FLASH_CONFIG(T, dtype, 128, 128, 64, 8, 1), CHILL_FLASH_CONFIG(T, dtype, 128, 128, 32, 4, 2),            \
+        CHILL_FLASH_CONFIG(T, dtype, 256, 64, 32, 4, 1)
 
 #endif

@@ -9,8 +9,8 @@
  * key j's row is free of bank conflicts). Lane j scores key j against the
  * warp's query (read from shared memory as a broadcast), the warp keeps the
  * online softmax, and each lane adds p_j v_j over its dimensions with p_j
- * broadcast by shuffle. Tile ranges, full tiles and the predicate come from
- * tile.cuh exactly as for the tensor-core kernel. */
+ * broadcast by shuffle. Tile ranges, full tiles and the per-row bounds of
+ * partial tiles come from tile.cuh exactly as for the tensor-core kernel. */
 #include "tile.cuh"
 
 #define CHILL_F32_BN 32
@@ -34,6 +34,7 @@ __global__ void __launch_bounds__(W * 32) chill_flash_f32_kernel(const chill_cud
     const int row = m0 + warp;
     const bool live = row < seq.q_len;
     const int64_t qp = seq.q_off + row;
+    const int4 rb = chill_row_bounds(a.mask, qp, seq.k_len);
 
     const float *q = reinterpret_cast<const float *>(seq.q);
     for (int d = lane; d < D; d += 32)
@@ -64,7 +65,7 @@ __global__ void __launch_bounds__(W * 32) chill_flash_f32_kernel(const chill_cud
         if (!chill_tile_is_full(span, n0, BN)) {
             const int kp = n0 + lane;
             chill_with_predicate(a.mask, [&](auto allows) {
-                if (kp >= seq.k_len || !allows(qp, kp))
+                if (kp >= seq.k_len || !chill_row_allows(rb, allows, qp, kp))
                     s = -INFINITY;
             });
         }
@@ -111,7 +112,7 @@ static cudaError_t chill_flash_f32_launch(const chill_cuda_args *a, int batch, c
     cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
     if (e != cudaSuccess)
         return e;
-    dim3 grid((a->seq_q + W - 1) / W, a->heads_q, batch);
+    dim3 grid((a->max_q_len + W - 1) / W, a->heads_q, batch);
     kernel<<<grid, W * 32, smem, stream>>>(*a);
     return cudaGetLastError();
 }

@@ -35,6 +35,7 @@ typedef struct chill_cuda_args {
     int64_t q_stride[3], k_stride[3], v_stride[3], o_stride[3], l_stride[3];
     const int32_t *seq_lens_q, *seq_lens_k, *cu_q, *cu_k;
     int seq_q, seq_k, heads_q, group; /* group: query heads per key/value head */
+    int max_q_len;                    /* the longest sequence's queries: the grid covers these */
     int auto_offset;
     int64_t q_offset;
     chill_mask mask;

@@ -92,6 +92,38 @@ __device__ __forceinline__ bool chill_tile_is_full(const chill_tile_span &s, int
     return n0 >= s.full_lo && (int64_t)n0 + bn - 1 <= s.full_hi;
 }
 
+/* What a partial tile needs of one query row, computed once per block:
+ * k_range(q) (x, y: every attended key lies inside) and full_k_range(q, q)
+ * (z, w: every key inside is attended), clamped to [-1, k_len]. Keys between
+ * the two fall to the predicate itself; for the five masks of masks/ the two
+ * coincide and the predicate is never evaluated. */
+__device__ __forceinline__ int4 chill_row_bounds(const chill_mask &m, int64_t qp, int k_len) {
+    chill_range r, f;
+    switch (m.type) {
+#define CHILL_MASK(name, nargs, arg_names, arg_mins)                                                                   \
+    case CHILL_MASK_##name:                                                                                            \
+        r = chill_##name##_k_range(m.arg, qp, k_len);                                                                  \
+        f = chill_##name##_full_k_range(m.arg, qp, qp, k_len);                                                         \
+        break;
+#include "list.h"
+#undef CHILL_MASK
+    default:
+        r = f = chill_range_empty();
+    }
+    auto c = [&](int64_t x) { return (int)chill_max64(-1, chill_min64(x, k_len)); };
+    return make_int4(c(r.lo), c(r.hi), c(f.lo), c(f.hi));
+}
+
+/* Whether query row qp (bounds rb) attends key kp < k_len, on a partial tile. */
+template <typename P>
+__device__ __forceinline__ bool chill_row_allows(const int4 &rb, P &&allows, int64_t qp, int kp) {
+    if (kp >= rb.z && kp <= rb.w)
+        return true;
+    if (kp < rb.x || kp > rb.y)
+        return false;
+    return allows(qp, kp);
+}
+
 /* Calls f(pred) with pred(q, k) the mask's predicate, inlined: one switch per
  * partial tile, uniform over the block. */
 template <typename F>

@@ -26,7 +26,7 @@ BUILD=$BUILD python3 tests/gpu/test_cuda_ipc.py  # CUDA shared-memory regions ag
 if command -v compute-sanitizer >/dev/null 2>&1; then
     for tool in memcheck racecheck; do
         echo "== compute-sanitizer --tool $tool (reduced set)"
-        compute-sanitizer --tool "$tool" --kernel-name regex:chill_ --error-exitcode 1 \
+        compute-sanitizer --tool "$tool" --kernel-name kns=chill_ --error-exitcode 1 \
             python3 tests/gpu/test_gpu.py --reduced
     done
 else

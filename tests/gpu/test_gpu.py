@@ -16,6 +16,7 @@ synchronizes or allocates per call (checked with a CUDA graph capture).
 
 import importlib.util
 import math
+import os
 import random
 import sys
 from pathlib import Path
@@ -107,7 +108,7 @@ def run_case(c):
         seqs = [(q[cq[b]:cq[b + 1]].transpose(0, 1), k[ck[b]:ck[b + 1]].transpose(0, 1),
                  v[ck[b]:ck[b + 1]].transpose(0, 1)) for b in range(B)]
         out = torch.full_like(q, float("nan"))
-        kw.update(cu_seqlens_q=cq, cu_seqlens_k=ck, max_seqlen_q=max(lq), max_seqlen_k=max(lk))
+        kw.update(cu_seqlens_q=cq, cu_seqlens_k=ck)
         get = lambda o, b: o[cq[b]:cq[b + 1]].transpose(0, 1)  # noqa: E731
         get_lse = lambda l, b: l[:, cq[b]:cq[b + 1]]  # noqa: E731
     else:
@@ -131,7 +132,11 @@ def run_case(c):
     if c["lse"]:
         lse = torch.full((Hq, sum(lq)) if layout == "packed" else (B, Hq, max(lq)), float("nan"), device=DEV)
         kw["lse"] = lse
-    res = attention(q, k, v, out=out, **kw)
+    os.environ["CHILL_CUDA_CONFIG"] = c.get("config", "")
+    try:
+        res = attention(q, k, v, out=out, **kw)
+    finally:
+        os.environ["CHILL_CUDA_CONFIG"] = ""
     torch.cuda.synchronize()
     assert (res[0] if c["lse"] else res) is out
     worst = 0.0
@@ -184,6 +189,9 @@ def cases(reduced):
                 add(dtype=dt, D=64, T=131, mask=spec)
         add(dtype=torch.float16, D=128, B=3, layout="packed", Tq=[70, 1, 129], Tk=[90, 5, 129], mask="causal",
             Hq=4, Hkv=2)
+        for D in (64, 128):
+            for name in compiled_configs(torch.float16, D):
+                add(dtype=torch.float16, D=D, T=131, mask="sliding_window(40,3)", config=name)
         return out
     for dt in dtypes:
         for D in [32, 64, 96, 128, 256]:
@@ -199,7 +207,32 @@ def cases(reduced):
             add(dtype=dt, D=D, Tq=[300] * 2, Tk=[40] * 2, mask=spec)
             add(dtype=dt, D=D, T=1, mask=spec, lse=False)
         add(dtype=dt, D=64, T=1000, B=1, mask="causal", scale=0.3)
+    config_cases(add)
     return out
+
+
+def compiled_configs(dtype, D):
+    """The tile configurations compiled for (dtype, D), as libchill lists them for an unknown name."""
+    q = torch.randn(1, 1, 16, D, device=DEV, dtype=dtype)
+    os.environ["CHILL_CUDA_CONFIG"] = "?"
+    try:
+        attention(q, q, q)
+    except ChillError as e:
+        return str(e).rsplit(": ", 1)[1].split()
+    finally:
+        os.environ["CHILL_CUDA_CONFIG"] = ""
+    raise AssertionError("CHILL_CUDA_CONFIG=? was accepted")
+
+
+def config_cases(add):
+    """Every compiled tile configuration on odd shapes, partial and full tiles, packed and GQA."""
+    for dt in (torch.float16, torch.bfloat16):
+        for D in (32, 64, 96, 128, 256):
+            for name in compiled_configs(dt, D):
+                for spec in ("causal", "chunkwise(7,2)", "sliding_window(40,3)", "prefix_lm(33)", "full"):
+                    add(dtype=dt, D=D, T=333, mask=spec, config=name, Hq=4, Hkv=2)
+                add(dtype=dt, D=D, layout="packed", B=3, Tq=[70, 1, 200], Tk=[90, 5, 200], mask="causal",
+                    config=name)
 
 
 def check_errors():
@@ -248,7 +281,8 @@ def main():
     failed = 0
     all_cases = cases(reduced)
     for c in all_cases:
-        name = (f"seed={c['seed']} {str(c['dtype'])[6:]} D={c['D']} {c['mask']} {c['layout']} B={c['B']} "
+        name = (f"seed={c['seed']} {str(c['dtype'])[6:]} D={c['D']} {c.get('config', '')} {c['mask']} "
+                f"{c['layout']} B={c['B']} "
                 f"Hq={c['Hq']} Hkv={c['Hkv']} Tq={c['Tq']} Tk={c['Tk']} q_offset={c.get('q_offset')}")
         try:
             err = run_case(c)

@@ -11,8 +11,7 @@ the package, so it can be copied or loaded on its own.
 
 Layouts: "BHTD" (q [B, Hq, T, D]), "BTHD" (q [B, T, Hq, D]), or packed
 variable-length sequences when cu_seqlens_q/cu_seqlens_k are given (q
-[total_q, Hq, D], k and v [total_k, Hkv, D], int32 offsets [B+1]); then
-max_seqlen_q/max_seqlen_k default to the longest sequence. seq_lens_q and
+[total_q, Hq, D], k and v [total_k, Hkv, D], int32 offsets [B+1]). seq_lens_q and
 seq_lens_k (int32 [B]) shorten the sequences of a padded layout. Lengths and
 offsets are read on the host (lists, numpy arrays or CPU tensors; a CUDA
 tensor is copied back first, which synchronizes); q, k, v, out and lse of a
@@ -147,7 +146,7 @@ def _empty_like_layout(ref, shape, dtype_of):
 
 def attention(q, k, v, mask="full", *, layout="BHTD", sm_scale=None, q_offset=None,
               seq_lens_q=None, seq_lens_k=None, cu_seqlens_q=None, cu_seqlens_k=None,
-              max_seqlen_q=None, max_seqlen_k=None, return_lse=False, allow_tf32=False,
+              return_lse=False, allow_tf32=False,
               out=None, lse=None):
     """out = softmax(sm_scale q k^T over the mask) v; with return_lse, (out, lse).
 
@@ -164,11 +163,9 @@ def attention(q, k, v, mask="full", *, layout="BHTD", sm_scale=None, q_offset=No
             raise ChillError(1, "cu_seqlens_q and cu_seqlens_k go together")
         if len(Q.shape) != 3 or len(K.shape) != 3:
             raise ChillError(1, f"packed q, k, v are [total, heads, head_dim]; got q {Q.shape}, k {K.shape}")
+        # seq_q and seq_k of a packed call are the row counts of the packed tensors.
         batch, hq, hk, d = int(cu_seqlens_q.shape[0]) - 1, Q.shape[1], K.shape[1], Q.shape[2]
-        # Without max_seqlen_*, the offsets are read back (a synchronization for device tensors).
-        longest = lambda cu: max([int(b) - int(a) for a, b in zip(list(cu)[:-1], list(cu)[1:])] + [0])  # noqa: E731
-        tq = max_seqlen_q if max_seqlen_q is not None else longest(cu_seqlens_q)
-        tk = max_seqlen_k if max_seqlen_k is not None else longest(cu_seqlens_k)
+        tq, tk = Q.shape[0], K.shape[0]
         dims = lambda a: (0, a.strides[1], a.strides[0])  # noqa: E731
         out_shape, lse_shape = Q.shape, (hq, Q.shape[0])
         lse_strides = lambda a: (0, a.strides[0], a.strides[1])  # noqa: E731
