@@ -7,7 +7,9 @@
  * keys its mask can reach, BK at a time: the reach is the mask's k_range at
  * the tile's first and last query (both ends only grow with the query), so
  * nothing outside it is read; a key tile inside the mask's full_k_range for
- * the whole query tile skips the predicate, any other applies it inlined.
+ * the whole query tile skips the predicate, any other masks each query's keys
+ * outside its own k_range and applies the predicate, inlined, to the rest;
+ * softmax and P.V then run only over the keys of each query block's ranges.
  * fp32 tensors are read in place; fp16 and bf16 rows are converted to fp32
  * once per tile. Rows no query of the call owns (past seq_lens_q, or past the
  * last packed sequence) are written as zeros with lse -inf. */
