@@ -31,6 +31,7 @@ typedef struct spec {
     int64_t q_offset;
     chill_mask mask;
     float sm_scale;
+    int v_gapped;          /* v in the GAPPED layout whatever the others use */
 } spec;
 
 /* Each test (a process of its own) starts from one seed and counts up, so
@@ -122,7 +123,7 @@ static call *call_build(spec s) {
     set_strides(&p->q, s.layout, p->heads_q, p->seq_q, p->head_dim);
     set_strides(&p->out, s.layout, p->heads_q, p->seq_q, p->head_dim);
     set_strides(&p->k, s.layout, p->heads_kv, p->seq_k, p->head_dim);
-    set_strides(&p->v, s.layout, p->heads_kv, p->seq_k, p->head_dim);
+    set_strides(&p->v, s.v_gapped ? GAPPED : s.layout, p->heads_kv, p->seq_k, p->head_dim);
     set_strides(&p->lse, s.layout, p->heads_q, p->seq_q, 1);
 
     size_t n;
@@ -136,11 +137,11 @@ static call *call_build(spec s) {
     chill_ref_forward(p, c->ref, c->ref_lse);
     snprintf(c->what, sizeof c->what,
              "CHILL_TEST_SEED=%llu (data seed %llu): %s %s(%lld,%lld) B%lld Hq%lld Hkv%lld Tq%lld Tk%lld D%lld "
-             "layout %d packed %d lens %d q_offset %lld sm_scale %g isa %s",
+             "layout %d%s packed %d lens %d q_offset %lld sm_scale %g isa %s",
              (unsigned long long)first_seed, (unsigned long long)seed, chill_dtype_name(p->dtype),
              chill_mask_name(p->mask.type), (long long)p->mask.arg[0], (long long)p->mask.arg[1], (long long)p->batch,
              (long long)p->heads_q, (long long)p->heads_kv, (long long)p->seq_q, (long long)p->seq_k,
-             (long long)p->head_dim, s.layout, s.packed, s.lens,
+             (long long)p->head_dim, s.layout, s.v_gapped ? " (v gapped)" : "", s.packed, s.lens,
              (long long)(p->q_offset == CHILL_Q_OFFSET_AUTO ? -999999 : p->q_offset), (double)p->sm_scale,
              chill_cpu_isa_current()->name);
     return c;
@@ -192,7 +193,7 @@ static const int64_t head_dims[] = {16, 24, 32, 64, 80, 96, 128, 256};
 /* A small random shape with mask m. */
 static spec random_spec(uint64_t *rng, chill_dtype t, chill_mask m) {
     spec s = {t, pick(rng, 1, 2), 2, 1, pick(rng, 1, 150), 0, head_dims[pick(rng, 0, 4)], BHTD, 0, 0,
-              CHILL_Q_OFFSET_AUTO, m, 0.0f};
+              CHILL_Q_OFFSET_AUTO, m, 0.0f, 0};
     s.tk = pick(rng, 0, 1) ? s.tq : pick(rng, 1, 150);
     s.hkv = pick(rng, 0, 1) ? 1 : 2;
     return s;
@@ -237,8 +238,8 @@ START_TEST(lengths_off_the_tile_grid) {
     const int64_t lengths[] = {63, 65, 127, 129, 200};
     chill_mask causal = {CHILL_MASK_causal, {0}}, window = {CHILL_MASK_sliding_window, {37, 5}};
     for (int i = 0; i < 5; i++) {
-        check_spec((spec){CHILL_F32, 1, 2, 2, lengths[i], lengths[4 - i], 64, BHTD, 0, 0, CHILL_Q_OFFSET_AUTO, causal, 0});
-        check_spec((spec){CHILL_BF16, 1, 1, 1, lengths[i], lengths[i], 32, BHTD, 0, 0, CHILL_Q_OFFSET_AUTO, window, 0});
+        check_spec((spec){CHILL_F32, 1, 2, 2, lengths[i], lengths[4 - i], 64, BHTD, 0, 0, CHILL_Q_OFFSET_AUTO, causal, 0, 0});
+        check_spec((spec){CHILL_BF16, 1, 1, 1, lengths[i], lengths[i], 32, BHTD, 0, 0, CHILL_Q_OFFSET_AUTO, window, 0, 0});
     }
 }
 END_TEST
@@ -285,7 +286,7 @@ START_TEST(grouped_and_multi_query) {
     for (int g = 0; g < 3; g++)
         for (int t = CHILL_F32; t <= CHILL_BF16; t++)
             check_spec((spec){(chill_dtype)t, 2, groups[g][0], groups[g][1], 70, 70, 32, BHTD, 0, 0,
-                              CHILL_Q_OFFSET_AUTO, causal, 0});
+                              CHILL_Q_OFFSET_AUTO, causal, 0, 0});
 }
 END_TEST
 
@@ -294,7 +295,7 @@ START_TEST(every_head_dim) {
     for (int i = 0; i < 8; i++)
         for (int t = CHILL_F32; t <= CHILL_BF16; t++)
             check_spec((spec){(chill_dtype)t, 1, 2, 1, 67, 80, head_dims[i], BHTD, 0, 0, CHILL_Q_OFFSET_AUTO,
-                              window, 0});
+                              window, 0, 0});
 }
 END_TEST
 
@@ -305,6 +306,8 @@ START_TEST(strided_layouts) {
             spec s = random_spec(&rng, (chill_dtype)t, mask_with(CHILL_MASK_chunkwise, 1, &rng));
             s.layout = (enum layout)layout, s.batch = 2, s.dim = 80;
             check_spec(s);
+            s.v_gapped = 1; /* k and v with different token strides */
+            check_spec(s);
         }
 }
 END_TEST
@@ -313,9 +316,9 @@ END_TEST
  * that miss the keys, sequences with no keys at all. */
 START_TEST(rows_without_keys) {
     chill_mask causal = {CHILL_MASK_causal, {0}}, window = {CHILL_MASK_sliding_window, {2, 2}};
-    check_spec((spec){CHILL_F32, 1, 2, 2, 100, 60, 64, BHTD, 0, 0, -40, causal, 0});
-    check_spec((spec){CHILL_F16, 1, 2, 2, 100, 60, 64, BHTD, 0, 0, 50, window, 0});
-    check_spec((spec){CHILL_BF16, 3, 2, 1, 30, 1, 16, BHTD, 0, 1, CHILL_Q_OFFSET_AUTO, window, 0});
+    check_spec((spec){CHILL_F32, 1, 2, 2, 100, 60, 64, BHTD, 0, 0, -40, causal, 0, 0});
+    check_spec((spec){CHILL_F16, 1, 2, 2, 100, 60, 64, BHTD, 0, 0, 50, window, 0, 0});
+    check_spec((spec){CHILL_BF16, 3, 2, 1, 30, 1, 16, BHTD, 0, 1, CHILL_Q_OFFSET_AUTO, window, 0, 0});
 }
 END_TEST
 
