@@ -125,6 +125,16 @@ CASES = [
      ["max_elements", "elements", "q"]),
     ("body over the limit", "causal", binary([(n, t((1, 4, 1024, 32)), "FP32") for n in ("q", "k", "v")]),
      {413}, ["max_body_bytes", "body", "bytes", "limit"]),
+    ("shape overflows int64", "causal", json_body({"inputs": [
+        {"name": "q", "shape": [1 << 40, 1 << 40, 1 << 20, 16], "datatype": "FP32", "data": [0.0]},
+        {"name": "k", "shape": [1, 2, 8, 16], "datatype": "FP32", "data": K.ravel().tolist()},
+        {"name": "v", "shape": [1, 2, 8, 16], "datatype": "FP32", "data": V.ravel().tolist()}]}), {400, 413},
+     ["q", "shape", "max_elements", "elements"]),
+    ("negative dimension", "causal", json_body({"inputs": [
+        dict(lib.tensor_json("q", Q, "FP32"), shape=[1, -2, 8, 16]),
+        lib.tensor_json("k", K, "FP32"), lib.tensor_json("v", V, "FP32")]}), {400}, ["q", "shape"]),
+    ("huge binary_data_size", "causal", binary_with_sizes([1 << 62, K.nbytes, V.nbytes]), {400},
+     ["q", "binary_data_size"]),
     ("unknown model", "nosuchmodel", binary(GOOD), {404}, ["nosuchmodel"]),
     ("bad JSON", "causal", (b'{"inputs": [', {"Content-Type": "application/json"}), {400}, ["JSON", "json"]),
     ("JSON not an object", "causal", json_body([1, 2]), {400}, ["object", "JSON", "json"]),
@@ -151,6 +161,22 @@ def test_malformed(server, case):
     assert status in statuses, f"got {status} {resp[:300]!r}, expected {statuses}"
     err = json.loads(resp)["error"]
     assert isinstance(err, str) and word_in(words, err), f"error {err!r} names none of {words}"
+    assert server.get("/v2/health/live")[0] == 200
+
+
+@pytest.mark.parametrize("dim", [0, 1, 2])
+def test_zero_sized_dimension_is_answered(server, dim):
+    shape = [1, 2, 8, 16]
+    shape[dim] = 0
+    empty = np.zeros(shape, np.float32)
+    inputs = [("q", empty, "FP32"), ("k", empty if dim < 2 else K, "FP32"), ("v", empty if dim < 2 else V, "FP32")]
+    status, headers, body = lib.infer(server, "causal", inputs)
+    assert status in (200, 400), f"{status} {body[:300]!r}"
+    if status == 200:
+        out = lib.decode_infer_response(headers, body)[1]["out"]
+        assert list(out.shape) == shape
+    else:
+        assert json.loads(body)["error"]
     assert server.get("/v2/health/live")[0] == 200
 
 
