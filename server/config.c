@@ -29,7 +29,7 @@ typedef struct field {
 static const field listen_fields[] = {
     FIELD("address", F_STR, address, 0, 0, "IPv4 address to listen on (127.0.0.1: this host only)"),
     FIELD("port", F_INT, port, 1, 65535, "TCP port of the HTTP server"),
-    FIELD("threads", F_INT, http_threads, 1, 256, "HTTP threads (libmicrohttpd thread pool, epoll)"),
+    FIELD("threads", F_INT, http_threads, 1, 256, "HTTP threads (libmicrohttpd thread pool, poll)"),
     {0},
 };
 

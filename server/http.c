@@ -255,6 +255,14 @@ static conn *conn_new(chill_http *h, struct MHD_Connection *mc) {
     return k;
 }
 
+/* The model an infer URL names (NULL for any other URL), for metrics. */
+static chill_model *infer_model(const char *url) {
+    char name[128];
+    if (strstr(url, "/infer") == NULL || sscanf(url, "/v2/models/%127[^/]", name) != 1)
+        return NULL;
+    return chill_model_find(name);
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *mc, const char *url, const char *method,
                               const char *version, const char *upload, size_t *upload_size, void **con_cls) {
     chill_http *h = cls;
@@ -276,12 +284,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *mc, const char *
     if (k->submitted)
         return MHD_YES;
     chill_reply r;
+    if (k->too_large) {
+        k->model = infer_model(url);
+        return send_error(k, 413, -1, "the body is larger than %llu bytes (limits.max_body_bytes)",
+                          (unsigned long long)h->c->max_body_bytes);
+    }
     k->model = chill_route(&h->ctx, method, url, k->alloc + k->pad, k->len, &r);
     if (k->model == NULL)
         return send_reply(mc, &r);
-    if (k->too_large)
-        return send_error(k, 413, -1, "the body is larger than %llu bytes (limits.max_body_bytes)",
-                          (unsigned long long)h->c->max_body_bytes);
     if (k->bad_header[0] != '\0')
         return send_error(k, 400, -1, "%s", k->bad_header);
     return start_infer(k);
@@ -303,6 +313,9 @@ static void completed(void *cls, struct MHD_Connection *mc, void **con_cls, enum
     request_end(cls);
 }
 
+/* The thread pool polls with poll(), not epoll: with epoll this libmicrohttpd
+ * (0.9.75) loses a client's close that arrives with its last bytes, so an
+ * aborted upload is never completed and a drain would wait for it forever. */
 chill_http *chill_http_start(const chill_config *c, chill_scheduler *s, char *err, size_t errlen) {
     struct sockaddr_in addr = {0};
     addr.sin_family = AF_INET;
@@ -317,7 +330,7 @@ chill_http *chill_http_start(const chill_config *c, chill_scheduler *s, char *er
     h->ctx.s = s;
     pthread_mutex_init(&h->lock, NULL);
     pthread_cond_init(&h->idle, NULL);
-    h->daemon = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC, 0, NULL,
+    h->daemon = MHD_start_daemon(MHD_USE_POLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC, 0, NULL,
                                  NULL, handle, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
                                  MHD_OPTION_THREAD_POOL_SIZE, (unsigned)c->http_threads,
                                  MHD_OPTION_NOTIFY_COMPLETED, completed, h, MHD_OPTION_CONNECTION_TIMEOUT,

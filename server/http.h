@@ -1,4 +1,4 @@
-/* The HTTP transport: a libmicrohttpd daemon (epoll, a thread pool) serving
+/* The HTTP transport: a libmicrohttpd daemon (a thread pool) serving
  * the Open Inference Protocol. Bodies are accumulated up to
  * limits.max_body_bytes (larger is 413) and laid out so that binary tensors
  * start aligned; an infer request is decoded, submitted to the scheduler and

@@ -130,7 +130,7 @@ static int collect(chill_scheduler *s, device_queue *d, chill_request **out, int
     chill_request *first = d->items[0];
     int n = 0;
     int64_t tokens = 0;
-    size_t bytes = 0;
+    size_t bytes = 4096; /* a packed launch realigns its sections: room for that */
     *full = 0;
     for (int i = 0; i < d->count; i++) {
         chill_request *r = d->items[i];
