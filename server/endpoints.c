@@ -43,10 +43,8 @@ static int is(const char *method, const char *want, chill_reply *r, const char *
 static char *server_metadata(const chill_route_ctx *ctx) {
     json_t *ext = json_pack("[s,s,s,s,s,s]", "binary_tensor_data", "parameters", "statistics", "model_repository",
                             "model_configuration", "system_shared_memory");
-    (void)ctx;
-#ifdef CHILL_WITH_CUDA
-    json_array_append_new(ext, json_string("cuda_shared_memory"));
-#endif
+    if (strcmp(chill_scheduler_backend(ctx->s), "cuda") == 0)
+        json_array_append_new(ext, json_string("cuda_shared_memory"));
     json_t *j = json_pack("{s:s,s:s,s:o}", "name", "chilld", "version", CHILL_VERSION, "extensions", ext);
     char *s = json_dumps(j, JSON_COMPACT);
     json_decref(j);

@@ -189,7 +189,10 @@ static int next_batch(chill_scheduler *s, device_queue *d, chill_request **batch
             return 0;
         int full, n = collect(s, d, batch, &full);
         uint64_t until = d->items[0]->t_arrive_ns + (uint64_t)s->max_queue_delay_ns;
-        if (full || s->draining || !d->healthy || chill_now_ns() >= until) {
+        /* when every accepted request is in this batch, waiting buys nothing:
+         * a lone request (concurrency 1) starts at once */
+        int alone = s->in_flight <= n;
+        if (full || alone || s->draining || !d->healthy || chill_now_ns() >= until) {
             remove_batch(d, batch, n);
             return n;
         }
@@ -405,6 +408,8 @@ void chill_scheduler_destroy(chill_scheduler *s) {
     free(s->devs);
     free(s);
 }
+
+const char *chill_scheduler_backend(chill_scheduler *s) { return s->b->kind; }
 
 int chill_scheduler_ready(chill_scheduler *s) {
     pthread_mutex_lock(&s->lock);

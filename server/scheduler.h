@@ -1,7 +1,8 @@
 /* The scheduler: a bounded queue per device, one worker thread per device,
  * and dynamic batching. A worker takes the oldest request of its queue, waits
  * up to max_queue_delay_us from that request's arrival for others of the same
- * key (pack.h) until max_batch_tokens or max_batch_requests, packs them into
+ * key (pack.h) until max_batch_tokens or max_batch_requests (not at all when
+ * no other request is accepted and unanswered), packs them into
  * one varlen launch, runs it on its backend device and splits the results
  * back. Every accepted request is answered exactly once through its done().
  * A device whose backend reports a sticky error leaves service; its queue
@@ -27,6 +28,9 @@ int chill_scheduler_drain(chill_scheduler *s, int timeout_s);
 
 /* Joins the workers (after they answered everything queued) and frees s. */
 void chill_scheduler_destroy(chill_scheduler *s);
+
+/* The backend's kind: "cpu" or "cuda". */
+const char *chill_scheduler_backend(chill_scheduler *s);
 
 /* Devices still in service; 0 also while draining. */
 int chill_scheduler_ready(chill_scheduler *s);
