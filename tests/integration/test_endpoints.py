@@ -121,6 +121,41 @@ def test_metrics_text(server):
     assert lib.metric_sum(series, "chill_request_duration_seconds_count", model="full") >= 1
 
 
+def test_metrics_count_tokens_and_attended_flops(server):
+    """The throughput counters move by exactly what one request did: its
+    valid query and key tokens, and 4 * D * the (query, key) pairs its mask
+    attends (counted here with DESIGN.md's predicate), summed over heads."""
+    rng = np.random.default_rng(9)
+    B, Hq, Hkv, Tq, Tk, D = 2, 4, 2, 12, 20, 32
+    seq_lens, kv_seq_lens = [12, 5], [20, 9]
+    left, right = 3, 2
+    q, k, v = lib.make_qkv(rng, B, Hq, Hkv, Tq, Tk, D, "FP16")
+    inputs = [("q", q, "FP16"), ("k", k, "FP16"), ("v", v, "FP16"),
+              ("seq_lens", np.array(seq_lens, np.int32), "INT32"),
+              ("kv_seq_lens", np.array(kv_seq_lens, np.int32), "INT32")]
+    pairs = 0
+    for nq, nk in zip(seq_lens, kv_seq_lens):
+        qp = (nk - nq + np.arange(nq))[:, None]
+        pairs += Hq * int(lib.mask_allows("sliding_window", (left, right), qp, np.arange(nk)[None, :]).sum())
+
+    def counters():
+        series = lib.parse_metrics(server.metrics())
+        m = {"model": "sliding_window", "dtype": "FP16"}
+        return (lib.metric_sum(series, "chill_attention_flops_total", **m),
+                lib.metric_sum(series, "chill_tokens_total", kind="query", **m),
+                lib.metric_sum(series, "chill_tokens_total", kind="key", **m),
+                lib.metric_sum(series, "chill_received_bytes_total", model="sliding_window"))
+
+    before = counters()
+    status, _, body = lib.infer(server, "sliding_window", inputs, {"left_context": left, "right_context": right})
+    assert status == 200, body[:300]
+    after = counters()
+    assert after[0] - before[0] == 4 * D * pairs
+    assert after[1] - before[1] == sum(seq_lens)
+    assert after[2] - before[2] == sum(kv_seq_lens)
+    assert after[3] - before[3] >= q.nbytes + k.nbytes + v.nbytes
+
+
 def test_promtool_check_metrics(server):
     promtool = lib.venv_tool("promtool")
     if promtool is None:
