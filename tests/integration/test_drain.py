@@ -1,6 +1,7 @@
 """Graceful shutdown: SIGTERM, and SIGINT the same, while requests are in
 flight. Every request sent before the signal is answered with its own
-correct result, and chilld exits with code 0 in bounded time.
+correct result, one sent after it is refused (connection refused, or 503),
+and chilld exits with code 0 in bounded time.
 
 To be sure the requests are still in flight when the signal lands, batching
 waits up to two seconds for a batch to fill (max_queue_delay_us) while they
@@ -53,6 +54,12 @@ def test_signal_drains_in_flight_requests(sig):
         assert not any("result" in j for j in jobs), "a request was answered before its batch delay"
         sent = time.monotonic()
         server.send_signal(sig)
+        time.sleep(0.2)
+        try:
+            late = lib.infer(server, "causal", jobs[0]["inputs"], timeout=30)[0]
+        except OSError:
+            late = "refused"
+        assert late in ("refused", 503), f"a request sent after {sig.name} got {late}"
         for t in threads:
             t.join(120 * lib.SLOW)
         code = server.wait(60)
