@@ -431,12 +431,12 @@ static int decode_input(decoder *d, json_t *in, size_t index, tensor *inputs) {
     if (!json_is_object(in))
         return fail(d, 400, "%s: expected an object with name, shape, datatype and data", where);
     int st = check_keys(d, in, where, keys, 5);
+    if (st != 200)
+        return st;
     const char *name = json_string_value(json_object_get(in, "name"));
     int which = 0;
     while (name != NULL && which < N_INPUTS && strcmp(name, input_names[which]) != 0)
         which++;
-    if (st != 200)
-        return st;
     if (name == NULL)
         return fail(d, 400, "%s: name must be a string: q, k, v, seq_lens or kv_seq_lens", where);
     if (which == N_INPUTS)
@@ -517,10 +517,9 @@ static int decode_outputs(decoder *d, json_t *outputs, const request_params *rp)
 static int output_region(decoder *d, const char *name, chill_output_spec *s, json_t *outputs) {
     size_t i;
     json_t *o;
-    json_array_foreach(outputs, i, o) if (strcmp(json_string_value(json_object_get(o, "name")), name) == 0) {
-        int st = acquire_region(d, "output", name, json_object_get(o, "parameters"), s->bytes, &s->view);
-        if (st != 200)
-            return st;
+    json_array_foreach(outputs, i, o) {
+        if (strcmp(json_string_value(json_object_get(o, "name")), name) == 0)
+            return acquire_region(d, "output", name, json_object_get(o, "parameters"), s->bytes, &s->view);
     }
     return 200;
 }

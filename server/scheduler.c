@@ -231,9 +231,8 @@ static void record_launch(device_queue *d, chill_request **batch, int n) {
         }
         chill_metric_add(chill_m.tokens, (double)tq, r->model, mask, dt, "query");
         chill_metric_add(chill_m.tokens, (double)tk, r->model, mask, dt, "key");
-        if (r->device < 0)
-            chill_metric_add(chill_m.flops, 4.0 * (double)r->params.head_dim * (double)chill_attended_pairs(&r->params),
-                             r->model, mask, dt);
+        chill_metric_add(chill_m.flops, 4.0 * (double)r->params.head_dim * (double)chill_attended_pairs(&r->params),
+                         r->model, mask, dt);
     }
 }
 
