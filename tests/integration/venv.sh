@@ -21,11 +21,12 @@ venv="$build/venv"
 marker="$venv/.chilld-deps-ok"
 packages=(numpy requests pytest pyyaml "tritonclient[http]" nvidia-cuda-runtime-cu12)
 pa_wheel_version=2.41.0
+pip_offline_fast=(--retries 1 --timeout 20)  # offline, fail in seconds, not minutes
 
 install_perf_analyzer() {
   local tmp
   tmp=$(mktemp -d) || return 1
-  "$venv/bin/python" -m pip download -q --no-deps --only-binary=:all: \
+  "$venv/bin/python" -m pip download -q "${pip_offline_fast[@]}" --no-deps --only-binary=:all: \
       --platform manylinux1_x86_64 -d "$tmp" "tritonclient==$pa_wheel_version" >&2 &&
   "$venv/bin/python" - "$tmp" "$venv/libexec" <<'PY' &&
 import glob, os, sys, zipfile
@@ -52,7 +53,7 @@ if [ ! -f "$marker" ]; then
   if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv --system-site-packages "$venv" >&2 || { echo "venv.sh: python3 -m venv $venv failed (is python3-venv installed?)" >&2; exit 1; }
   fi
-  if "$venv/bin/python" -m pip install -q --disable-pip-version-check "${packages[@]}" >&2 &&
+  if "$venv/bin/python" -m pip install -q "${pip_offline_fast[@]}" --disable-pip-version-check "${packages[@]}" >&2 &&
      install_perf_analyzer; then
     touch "$marker"
   else
