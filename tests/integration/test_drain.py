@@ -1,12 +1,14 @@
 """Graceful shutdown: SIGTERM, and SIGINT the same, while requests are in
 flight. Every request sent before the signal is answered with its own
 correct result, one sent after it is refused (connection refused, or 503),
-and chilld exits with code 0 in bounded time.
+and chilld exits with code 0 in bounded time. Clients that hang up while
+their request waits in the queue do not disturb the daemon either.
 
 To be sure the requests are still in flight when the signal lands, batching
 waits up to two seconds for a batch to fill (max_queue_delay_us) while they
 sit in the queue: the drain must flush that queue, not drop it."""
 import signal
+import socket
 import threading
 import time
 
@@ -74,6 +76,35 @@ def test_signal_drains_in_flight_requests(sig):
             assert lib.rel_error(out, job["ref"]) <= lib.TOL["FP16"]
     finally:
         server.kill()
+
+
+def test_clients_gone_while_queued():
+    with lib.Chilld({"batching": {"enabled": True, "max_queue_delay_us": 300_000}}) as server:
+        rng = np.random.default_rng(3)
+        q, k, v = lib.make_qkv(rng, 1, 2, 2, 64, 64, 32, "FP32")
+        inputs = [("q", q, "FP32"), ("k", k, "FP32"), ("v", v, "FP32")]
+        body, headers = lib.infer_binary_body(inputs)
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        req = (f"POST /v2/models/causal/infer HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
+               f"{head}\r\n").encode() + body
+        socks = []
+        for _ in range(5):
+            s = socket.create_connection(("127.0.0.1", server.port), timeout=10 * lib.SLOW)
+            s.sendall(req)
+            socks.append(s)
+        end = time.monotonic() + 10 * lib.SLOW
+        while in_flight(server) < len(socks) and time.monotonic() < end:
+            time.sleep(0.01)
+        assert in_flight(server) == len(socks), "the requests never got in flight"
+        for s in socks:
+            s.close()
+        while in_flight(server) > 0 and time.monotonic() < end:
+            time.sleep(0.01)
+        assert in_flight(server) == 0, "requests of closed connections stay in flight"
+        status, rheaders, rbody = lib.infer(server, "causal", inputs)
+        assert status == 200, rbody[:200]
+        ref, _ = lib.reference(q, k, v, "causal")
+        assert lib.rel_error(lib.decode_infer_response(rheaders, rbody)[1]["out"], ref) <= lib.TOL["FP32"]
 
 
 if __name__ == "__main__":
