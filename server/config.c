@@ -43,7 +43,7 @@ static const field devices_fields[] = {
 static const field batching_fields[] = {
     FIELD("enabled", F_BOOL, batching, 0, 1, "pack requests of the same key into one varlen launch"),
     FIELD("max_queue_delay_us", F_I64, max_queue_delay_us, 0, 10000000,
-          "how long the first request of a batch waits for others (microseconds)"),
+          "how long the first request of a batch waits for others (microseconds; 0: only those already queued)"),
     FIELD("max_batch_tokens", F_I64, max_batch_tokens, 1, INT32_MAX,
           "most query plus key tokens in one launch"),
     FIELD("max_batch_requests", F_INT, max_batch_requests, 1, 4096, "most requests in one launch"),
@@ -315,7 +315,7 @@ void chill_config_defaults(chill_config *c) {
     c->backend = CHILL_BACKEND_AUTO;
     c->gpu_pool_bytes = (uint64_t)1 << 30;
     c->batching = 1;
-    c->max_queue_delay_us = 200;
+    c->max_queue_delay_us = 0;
     c->max_batch_tokens = 1 << 16;
     c->max_batch_requests = 64;
     c->max_queue_requests = 1024;

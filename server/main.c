@@ -89,6 +89,7 @@ static int drain(const chill_config *c, chill_http *http, chill_scheduler *s, in
     chill_log(CHILL_LOG_INFO, "draining", "signal=%s timeout_s=%d", sig == SIGINT ? "SIGINT" : "SIGTERM",
               c->drain_timeout_s);
     chill_http_quiesce(http);
+    chill_scheduler_flush(s);
     int left = chill_http_wait_idle(http, c->drain_timeout_s);
     left += chill_scheduler_drain(s, c->drain_timeout_s);
     if (left > 0) {

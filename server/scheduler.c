@@ -33,7 +33,7 @@ struct chill_scheduler {
     pthread_mutex_t lock;
     pthread_cond_t idle;
     device_queue *devs;
-    int draining, stopping;
+    int flushing, draining, stopping;
     int in_flight;
 };
 
@@ -189,10 +189,7 @@ static int next_batch(chill_scheduler *s, device_queue *d, chill_request **batch
             return 0;
         int full, n = collect(s, d, batch, &full);
         uint64_t until = d->items[0]->t_arrive_ns + (uint64_t)s->max_queue_delay_ns;
-        /* when every accepted request is in this batch, waiting buys nothing:
-         * a lone request (concurrency 1) starts at once */
-        int alone = s->in_flight <= n;
-        if (full || alone || s->draining || !d->healthy || chill_now_ns() >= until) {
+        if (full || s->flushing || !d->healthy || chill_now_ns() >= until) {
             remove_batch(d, batch, n);
             return n;
         }
@@ -374,14 +371,21 @@ chill_scheduler *chill_scheduler_create(const chill_config *c, chill_backend *b)
     return s;
 }
 
+void chill_scheduler_flush(chill_scheduler *s) {
+    pthread_mutex_lock(&s->lock);
+    s->flushing = 1;
+    for (int i = 0; i < s->b->n_devices; i++)
+        pthread_cond_signal(&s->devs[i].cond);
+    pthread_mutex_unlock(&s->lock);
+}
+
 int chill_scheduler_drain(chill_scheduler *s, int timeout_s) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     ts.tv_sec += timeout_s;
+    chill_scheduler_flush(s);
     pthread_mutex_lock(&s->lock);
     s->draining = 1;
-    for (int i = 0; i < s->b->n_devices; i++)
-        pthread_cond_signal(&s->devs[i].cond);
     while (s->in_flight > 0)
         if (pthread_cond_timedwait(&s->idle, &s->lock, &ts) == ETIMEDOUT)
             break;
@@ -392,7 +396,7 @@ int chill_scheduler_drain(chill_scheduler *s, int timeout_s) {
 
 void chill_scheduler_destroy(chill_scheduler *s) {
     pthread_mutex_lock(&s->lock);
-    s->draining = s->stopping = 1;
+    s->flushing = s->draining = s->stopping = 1;
     for (int i = 0; i < s->b->n_devices; i++)
         pthread_cond_signal(&s->devs[i].cond);
     pthread_mutex_unlock(&s->lock);

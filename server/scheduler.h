@@ -1,8 +1,8 @@
 /* The scheduler: a bounded queue per device, one worker thread per device,
  * and dynamic batching. A worker takes the oldest request of its queue, waits
  * up to max_queue_delay_us from that request's arrival for others of the same
- * key (pack.h) until max_batch_tokens or max_batch_requests (not at all when
- * no other request is accepted and unanswered), packs them into
+ * key (pack.h) until max_batch_tokens or max_batch_requests (with a delay of
+ * 0 it takes only what queued while the device was busy), packs them into
  * one varlen launch, runs it on its backend device and splits the results
  * back. Every accepted request is answered exactly once through its done().
  * A device whose backend reports a sticky error leaves service; its queue
@@ -21,7 +21,11 @@ typedef struct chill_scheduler chill_scheduler;
 /* Starts one worker per device of b (which the scheduler then owns). */
 chill_scheduler *chill_scheduler_create(const chill_config *c, chill_backend *b);
 
-/* Stops accepting (submit answers CHILL_SUBMIT_DRAINING) and waits until
+/* From now on no batch waits for company: what is queued runs at once
+ * (the start of a drain; submissions are still accepted). */
+void chill_scheduler_flush(chill_scheduler *s);
+
+/* Flushes, stops accepting (submit answers CHILL_SUBMIT_DRAINING) and waits until
  * every accepted request has been answered or timeout_s passed. Returns the
  * number still unanswered. */
 int chill_scheduler_drain(chill_scheduler *s, int timeout_s);

@@ -1,0 +1,328 @@
+/* The scheduler (server/scheduler.c) driven through a fake backend (the
+ * device.h interface, running the CPU kernel, with a gate that holds a launch
+ * and a switch that makes a device fail for good): requests that queue up
+ * while a launch runs go out together as one batch, each answered once with
+ * its own result; the queue bound refuses with FULL; draining refuses new
+ * work and waits for what was accepted; a request past its deadline is 504;
+ * a sticky device error answers 500, takes that device out of service and
+ * the next requests run on the other device. */
+#include <check.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "metrics.h"
+#include "ref/ref.h"
+#include "scheduler.h"
+
+#define T 4
+#define D 16
+#define N_MAX 16
+
+/* ---- the fake backend ---------------------------------------------------- */
+
+typedef struct fake {
+    chill_backend base;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int gate_closed, waiting;   /* a launch waits while the gate is closed */
+    int fail_device;            /* this device fails for good on its next launch; -1: none */
+    int healthy[2];
+    int launches[2];
+    int last_batch;             /* sequences in the last launch */
+    void *staging[2];
+    size_t staging_bytes[2];
+} fake;
+
+static const char *fake_name(chill_backend *b, int dev) { (void)b; return dev == 0 ? "fake:0" : "fake:1"; }
+static int fake_ordinal(chill_backend *b, int dev) { (void)b; return dev; }
+
+static void *fake_staging(chill_backend *b, int dev, size_t bytes, char *err, size_t errlen) {
+    fake *f = (fake *)b;
+    (void)err, (void)errlen;
+    if (bytes > f->staging_bytes[dev]) {
+        f->staging[dev] = realloc(f->staging[dev], bytes);
+        f->staging_bytes[dev] = bytes;
+    }
+    return f->staging[dev];
+}
+
+static chill_status fake_forward(chill_backend *b, int dev, chill_params *p, const chill_staged *st, chill_error *err) {
+    fake *f = (fake *)b;
+    (void)st;
+    pthread_mutex_lock(&f->lock);
+    f->waiting++;
+    pthread_cond_broadcast(&f->cond);
+    while (f->gate_closed)
+        pthread_cond_wait(&f->cond, &f->lock);
+    f->waiting--;
+    f->launches[dev]++;
+    f->last_batch = (int)p->batch;
+    int failing = f->fail_device == dev;
+    if (failing)
+        f->healthy[dev] = 0;
+    pthread_mutex_unlock(&f->lock);
+    if (failing) {
+        snprintf(err->message, sizeof err->message, "fake: device %d lost", dev);
+        return CHILL_ERR_DEVICE;
+    }
+    return chill_forward(p, err);
+}
+
+static int fake_healthy(chill_backend *b, int dev) {
+    fake *f = (fake *)b;
+    pthread_mutex_lock(&f->lock);
+    int h = f->healthy[dev];
+    pthread_mutex_unlock(&f->lock);
+    return h;
+}
+
+static uint64_t fake_memory(chill_backend *b, int dev) { return ((fake *)b)->staging_bytes[dev]; }
+
+static fake *the_fake;
+
+static void fake_destroy(chill_backend *b) {
+    fake *f = (fake *)b;
+    free(f->staging[0]), free(f->staging[1]);
+    pthread_mutex_destroy(&f->lock);
+    pthread_cond_destroy(&f->cond);
+    free(f);
+    the_fake = NULL;
+}
+
+static chill_backend *fake_create(int n_devices) {
+    fake *f = the_fake = calloc(1, sizeof *f);
+    pthread_mutex_init(&f->lock, NULL);
+    pthread_cond_init(&f->cond, NULL);
+    f->fail_device = -1;
+    f->healthy[0] = f->healthy[1] = 1;
+    f->base = (chill_backend){"fake", n_devices, SIZE_MAX, fake_name, fake_ordinal, fake_staging, fake_forward,
+                              fake_healthy, fake_memory, fake_destroy};
+    return &f->base;
+}
+
+static void gate(int closed) {
+    pthread_mutex_lock(&the_fake->lock);
+    the_fake->gate_closed = closed;
+    pthread_cond_broadcast(&the_fake->cond);
+    pthread_mutex_unlock(&the_fake->lock);
+}
+
+/* Waits until a launch is held at the gate. */
+static void wait_held(void) {
+    pthread_mutex_lock(&the_fake->lock);
+    while (the_fake->waiting == 0)
+        pthread_cond_wait(&the_fake->cond, &the_fake->lock);
+    pthread_mutex_unlock(&the_fake->lock);
+}
+
+/* ---- requests ----------------------------------------------------------------- */
+
+typedef struct treq {
+    chill_request r;
+    float q[T * D], k[T * D], v[T * D], out[T * D];
+    int answered;
+} treq;
+
+static treq reqs[N_MAX];
+static pthread_mutex_t done_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t done_cond = PTHREAD_COND_INITIALIZER;
+static int n_done;
+
+static void on_done(chill_request *r) {
+    pthread_mutex_lock(&done_lock);
+    ((treq *)r->user)->answered++;
+    n_done++;
+    pthread_cond_broadcast(&done_cond);
+    pthread_mutex_unlock(&done_lock);
+}
+
+static void wait_done(int n) {
+    pthread_mutex_lock(&done_lock);
+    while (n_done < n)
+        pthread_cond_wait(&done_cond, &done_lock);
+    pthread_mutex_unlock(&done_lock);
+}
+
+static chill_request *make(int i) {
+    treq *t = &reqs[i];
+    uint64_t rng = 100 + (uint64_t)i;
+    memset(t, 0, sizeof *t);
+    chill_ref_fill(t->q, CHILL_F32, T * D, &rng);
+    chill_ref_fill(t->k, CHILL_F32, T * D, &rng);
+    chill_ref_fill(t->v, CHILL_F32, T * D, &rng);
+    chill_ref_poison(t->out, CHILL_F32, T * D);
+    chill_params *p = &t->r.params;
+    chill_params_init(p);
+    p->batch = p->heads_q = p->heads_kv = 1;
+    p->seq_q = p->seq_k = T;
+    p->head_dim = D;
+    p->q.data = t->q, p->k.data = t->k, p->v.data = t->v, p->out.data = t->out;
+    p->mask.type = CHILL_MASK_causal;
+    t->r.model = "causal";
+    t->r.device = -1;
+    t->r.done = on_done;
+    t->r.user = t;
+    return &t->r;
+}
+
+/* Request i was answered once, 200, with its own result. */
+static void check_result(int i) {
+    treq *t = &reqs[i];
+    double ref[T * D];
+    ck_assert_int_eq(t->answered, 1);
+    ck_assert_msg(t->r.http_status == 200, "request %d: %d %s", i, t->r.http_status, t->r.error);
+    chill_ref_forward(&t->r.params, ref, NULL);
+    double err = chill_ref_rel_error(&t->r.params, ref);
+    ck_assert_msg(err <= 1e-5, "request %d: relative error %g", i, err);
+}
+
+static chill_config cfg;
+
+static void setup(void) {
+    chill_metrics_init();
+    chill_config_defaults(&cfg);
+    cfg.max_queue_delay_us = 1000000;
+    n_done = 0;
+}
+
+static void teardown(void) { chill_metrics_free(); }
+
+START_TEST(queued_requests_go_out_as_one_batch) {
+    chill_scheduler *s = chill_scheduler_create(&cfg, fake_create(1));
+    gate(1);
+    ck_assert_int_eq(chill_submit(s, make(0)), CHILL_SUBMIT_OK);
+    wait_held();
+    for (int i = 1; i <= 6; i++)
+        ck_assert_int_eq(chill_submit(s, make(i)), CHILL_SUBMIT_OK);
+    gate(0);
+    wait_done(7);
+    ck_assert_int_eq(the_fake->launches[0], 2);
+    ck_assert_int_eq(the_fake->last_batch, 6);
+    for (int i = 0; i < 7; i++) {
+        check_result(i);
+        ck_assert_int_eq(reqs[i].r.batch_size, i == 0 ? 1 : 6);
+    }
+    ck_assert_int_eq(chill_scheduler_drain(s, 5), 0);
+    chill_scheduler_destroy(s);
+}
+END_TEST
+
+START_TEST(different_keys_do_not_share_a_launch) {
+    chill_scheduler *s = chill_scheduler_create(&cfg, fake_create(1));
+    gate(1);
+    ck_assert_int_eq(chill_submit(s, make(0)), CHILL_SUBMIT_OK);
+    wait_held();
+    chill_request *a = make(1), *b = make(2);
+    b->params.mask.type = CHILL_MASK_full;
+    ck_assert_int_eq(chill_submit(s, a), CHILL_SUBMIT_OK);
+    ck_assert_int_eq(chill_submit(s, b), CHILL_SUBMIT_OK);
+    gate(0);
+    wait_done(3);
+    ck_assert_int_eq(the_fake->launches[0], 3);
+    for (int i = 0; i < 3; i++)
+        check_result(i);
+    chill_scheduler_destroy(s);
+}
+END_TEST
+
+START_TEST(queue_bound_refuses) {
+    cfg.max_queue_requests = 2;
+    chill_scheduler *s = chill_scheduler_create(&cfg, fake_create(1));
+    gate(1);
+    ck_assert_int_eq(chill_submit(s, make(0)), CHILL_SUBMIT_OK);
+    wait_held();
+    ck_assert_int_eq(chill_submit(s, make(1)), CHILL_SUBMIT_OK);
+    ck_assert_int_eq(chill_submit(s, make(2)), CHILL_SUBMIT_OK);
+    ck_assert_int_eq(chill_submit(s, make(3)), CHILL_SUBMIT_FULL);
+    gate(0);
+    wait_done(3);
+    ck_assert_int_eq(reqs[3].answered, 0);
+    for (int i = 0; i < 3; i++)
+        check_result(i);
+    chill_scheduler_destroy(s);
+}
+END_TEST
+
+START_TEST(drain_refuses_new_and_finishes_accepted) {
+    chill_scheduler *s = chill_scheduler_create(&cfg, fake_create(1));
+    gate(1);
+    ck_assert_int_eq(chill_submit(s, make(0)), CHILL_SUBMIT_OK);
+    ck_assert_int_eq(chill_submit(s, make(1)), CHILL_SUBMIT_OK);
+    wait_held();
+    ck_assert_int_eq(chill_scheduler_drain(s, 1), 2); /* held: both still unanswered after 1 s */
+    ck_assert_int_eq(chill_submit(s, make(2)), CHILL_SUBMIT_DRAINING);
+    ck_assert_int_eq(chill_scheduler_ready(s), 0);
+    gate(0);
+    ck_assert_int_eq(chill_scheduler_drain(s, 10), 0);
+    check_result(0);
+    check_result(1);
+    ck_assert_int_eq(reqs[2].answered, 0);
+    chill_scheduler_destroy(s);
+}
+END_TEST
+
+START_TEST(deadline_passed_is_504) {
+    chill_scheduler *s = chill_scheduler_create(&cfg, fake_create(1));
+    gate(1);
+    ck_assert_int_eq(chill_submit(s, make(0)), CHILL_SUBMIT_OK);
+    wait_held();
+    chill_request *late = make(1);
+    late->deadline_ns = chill_now_ns() + 1000;
+    ck_assert_int_eq(chill_submit(s, late), CHILL_SUBMIT_OK);
+    struct timespec ts = {0, 5000000};
+    nanosleep(&ts, NULL);
+    gate(0);
+    wait_done(2);
+    check_result(0);
+    ck_assert_int_eq(reqs[1].answered, 1);
+    ck_assert_int_eq(reqs[1].r.http_status, 504);
+    ck_assert_ptr_nonnull(strstr(reqs[1].r.error, "timeout"));
+    ck_assert_msg(isnan(reqs[1].out[0]), "a timed-out request is not computed");
+    chill_scheduler_destroy(s);
+}
+END_TEST
+
+START_TEST(sticky_error_moves_work_to_the_healthy_device) {
+    chill_scheduler *s = chill_scheduler_create(&cfg, fake_create(2));
+    the_fake->fail_device = 0;
+    ck_assert_int_eq(chill_scheduler_ready(s), 2);
+    ck_assert_int_eq(chill_submit(s, make(0)), CHILL_SUBMIT_OK); /* both queues empty: device 0 */
+    wait_done(1);
+    ck_assert_int_eq(reqs[0].r.http_status, 500);
+    ck_assert_ptr_nonnull(strstr(reqs[0].r.error, "device 0 lost"));
+    ck_assert_int_eq(chill_scheduler_ready(s), 1);
+    char *status = chill_scheduler_status_json(s);
+    ck_assert_ptr_nonnull(strstr(status, "{\"name\":\"fake:0\",\"healthy\":false"));
+    free(status);
+    for (int i = 1; i <= 4; i++)
+        ck_assert_int_eq(chill_submit(s, make(i)), CHILL_SUBMIT_OK);
+    wait_done(5);
+    for (int i = 1; i <= 4; i++)
+        check_result(i);
+    ck_assert_int_eq(the_fake->launches[0], 1);
+    size_t len;
+    char *text = chill_metrics_render(&len);
+    ck_assert_ptr_nonnull(strstr(text, "chill_device_healthy{device=\"fake:0\"} 0\n"));
+    ck_assert_ptr_nonnull(strstr(text, "chill_device_healthy{device=\"fake:1\"} 1\n"));
+    free(text);
+    chill_scheduler_destroy(s);
+}
+END_TEST
+
+Suite *chill_test_suite(void) {
+    Suite *s = suite_create("server_scheduler");
+    TCase *tc = tcase_create("scheduler");
+    tcase_set_timeout(tc, 30);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, queued_requests_go_out_as_one_batch);
+    tcase_add_test(tc, different_keys_do_not_share_a_launch);
+    tcase_add_test(tc, queue_bound_refuses);
+    tcase_add_test(tc, drain_refuses_new_and_finishes_accepted);
+    tcase_add_test(tc, deadline_passed_is_504);
+    tcase_add_test(tc, sticky_error_moves_work_to_the_healthy_device);
+    suite_add_tcase(s, tc);
+    return s;
+}
