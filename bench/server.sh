@@ -11,7 +11,9 @@
 # installed here, so it works offline on a GPU machine with what is present.
 # The backend is chosen by chilld (CUDA when a GPU is visible);
 # BENCH_BACKEND=cpu|cuda forces it. Results go to
-# bench/results/server-<cpu|gpu>-<date>.md with machine, date and command.
+# bench/results/server-<cpu|gpu>-<date>.md with machine, date and command
+# (BENCH_RESULTS_DIR elsewhere). BENCH_SECONDS, BENCH_CONCURRENCY ("1 16 64")
+# shorten a trial run; BENCH_SKIP_COLOCATED=1 leaves out bench/colocated.sh.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -95,7 +97,7 @@ load() { # $1: concurrency; prints one JSON line with rps, p50_us, p99_us, error
 field() { "$python" -c "import json,sys; print('%.1f' % json.loads(sys.argv[1])['$2'])" "$1"; }
 
 rows=()
-declare -A p50_at_1
+declare -A p50_at_1 rps_at
 for batching in false true; do
   start_chilld $batching
   for c in "${concurrencies[@]}"; do
@@ -105,6 +107,7 @@ for batching in false true; do
     rows+=("| $([ $batching = true ] && echo on || echo off) | $c | $(field "$r" rps) | $(field "$r" p50_us) | $(field "$r" p99_us) |")
     echo "batching $batching, concurrency $c: $r"
     [ "$c" = 1 ] && p50_at_1[$batching]=$(field "$r" p50_us)
+    rps_at[$batching,$c]=$(field "$r" rps)
   done
   stop_chilld
 done
@@ -116,7 +119,7 @@ bare_p50=$(field "$bare" p50_us)
 overhead() { "$python" -c "print('%.1f' % ($1 - $bare_p50))"; }
 
 date_utc=$(date -u +%Y-%m-%d)
-out="bench/results/server-$label-$date_utc.md"
+out="${BENCH_RESULTS_DIR:-bench/results}/server-$label-$date_utc.md"
 machine="$(uname -m), $(nproc) cores, $(awk -F: '/model name/ {sub(/^ /, "", $2); print $2; exit}' /proc/cpuinfo)"
 [ "$device" = cuda ] && machine="$machine; GPU $(nvidia-smi --query-gpu=name --format=csv,noheader | head -n1)"
 {
@@ -135,7 +138,13 @@ machine="$(uname -m), $(nproc) cores, $(awk -F: '/model name/ {sub(/^ /, "", $2)
   echo "Bare libchill call on the same inputs (bench/bare_call.py, ctypes, device $device): p50 $bare_p50 µs."
   echo "Per-request overhead at concurrency 1 (server p50 − bare p50): batching off $(overhead "${p50_at_1[false]}") µs,"
   echo "batching on $(overhead "${p50_at_1[true]}") µs."
+  cmax=${concurrencies[-1]}
+  echo
+  echo "Targets (they apply to the GPU backend): batching on at concurrency $cmax gives" \
+       "$("$python" -c "print('%.2f' % (${rps_at[true,$cmax]} / ${rps_at[false,$cmax]}))")× the requests/s" \
+       "of batching off (target ≥ 5×); overhead at concurrency 1 with batching off" \
+       "$(overhead "${p50_at_1[false]}") µs (target < 150 µs)."
 } > "$out"
 echo "bench-server: wrote $out"
 cat "$out"
-BUILD=$BUILD bash bench/colocated.sh  # the shared-memory and native-socket paths
+[ -n "${BENCH_SKIP_COLOCATED:-}" ] || BUILD=$BUILD bash bench/colocated.sh  # the shared-memory and native-socket paths
