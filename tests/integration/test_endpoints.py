@@ -52,6 +52,9 @@ def test_repository_index_lists_every_mask_and_preset(server):
 def test_model_metadata_ready_config(server, model):
     meta = server.get_json(f"/v2/models/{model}")
     assert meta["name"] == model
+    assert isinstance(meta["platform"], str) and meta["platform"]
+    for t in meta["inputs"] + meta["outputs"]:
+        assert t["datatype"] in ("FP32", "FP16", "BF16", "INT32"), t
     inputs = {t["name"]: t for t in meta["inputs"]}
     outputs = {t["name"]: t for t in meta["outputs"]}
     assert {"q", "k", "v"} <= set(inputs), inputs
@@ -101,6 +104,11 @@ def test_infer_and_stats(server, binary):
     ok_before = before["inference_stats"]["success"]["count"]
     assert after["inference_stats"]["success"]["count"] == ok_before + n
     assert after["inference_stats"]["success"]["ns"] > before["inference_stats"]["success"]["ns"]
+    assert after["inference_count"] == before["inference_count"] + n
+    assert 1 <= after["execution_count"] - before["execution_count"] <= n
+    for stage in ("queue", "compute_infer"):
+        assert after["inference_stats"][stage]["count"] > before["inference_stats"][stage]["count"], stage
+    assert after["last_inference"] > 0
 
 
 def test_stats_of_every_model(server):
