@@ -4,12 +4,11 @@
 # against memcpy. Run by bench/server.sh (make bench-server), or alone.
 #
 # Small requests (B1 H8 T256 D64 fp16, causal; COLOC_SHAPE/COLOC_MASK change
-# them) at concurrency 1 with chillctl bench over transport local (the bare
-# libchill call in-process), http (binary tensors), shm (system shared memory:
-# JSON over HTTP, tensors in a registered region) and uds (the native socket,
-# memfd arena); each path's overhead is its p50 minus the bare call's p50.
-# Targets: uds < 25 µs, shm < 100 µs. Batching is off, so no request waits
-# for a batch to fill.
+# them) at concurrency 1 with chillctl bench over http (binary tensors), shm
+# (system shared memory: JSON over HTTP, tensors in a registered region) and
+# uds (the native socket, memfd arena), each request paired with the bare
+# libchill call on the same tensors. Targets: uds < 25 µs, shm < 100 µs over
+# the bare call. Batching is off, so no request waits for a batch to fill.
 #
 # Large requests (B8 H16 T4096 D128 fp16): the bytes an infer moves on the
 # shm path (q, k, v read out of the region, out written back, through the
@@ -25,8 +24,8 @@ BUILD=${BUILD:-build}
 shape=${COLOC_SHAPE:-1,8,256,64}
 large=${COLOC_LARGE_SHAPE:-8,16,4096,128}
 mask=${COLOC_MASK:-causal}
-seconds=${COLOC_SECONDS:-3}
-rounds=${COLOC_ROUNDS:-3}
+seconds=${COLOC_SECONDS:-1}
+rounds=${COLOC_ROUNDS:-8}
 ctl="$BUILD/bin/chillctl"
 for f in "$BUILD/bin/chilld" "$ctl" "$BUILD/lib/libchilld.a"; do
   [ -e "$f" ] || { echo "colocated: $f is missing; run make first" >&2; exit 1; }
@@ -56,22 +55,25 @@ pid=$!
 for _ in $(seq 200); do "$ctl" health --url "http://127.0.0.1:$port" >/dev/null 2>&1 && break; sleep 0.1; done
 
 field() { python3 -c "import json,sys; print('%.1f' % json.loads(sys.argv[1])['$2'])" "$1"; }
-# The paths take turns, rounds times, and each keeps its best round (lowest
-# p50): other work on the machine then skews no path more than another. A
-# minimal request (B1 H1 T16 D16) runs the same way: its overhead is the
-# transport's own round trip, with almost no kernel time around it.
-declare -A p50 p99 rps
+# Each request is paired with the bare libchill call on the same tensors just
+# before it (chillctl bench --paired): the overhead is the median of the
+# differences, so load from other work on the machine cancels out. The paths
+# take turns, rounds times, and each keeps its best round. A minimal request
+# (B1 H1 T16 D16) runs the same way: its overhead is the transport's own round
+# trip, with almost no kernel time around it.
+declare -A p50 p99 rps bare over
 for round in $(seq "$rounds"); do
-  for t in local uds shm http; do
+  for t in uds shm http; do
     for size in small tiny; do
       s=$([ $size = small ] && echo "$shape" || echo 1,1,16,16)
       r=$("$ctl" bench --url "http://127.0.0.1:$port" --socket "$sock" --transport "$t" --random "$s" --mask "$mask" \
-          --dtype fp16 --concurrency 1 --duration "$seconds" --warmup 20 --json 2>/dev/null)
+          --dtype fp16 --concurrency 1 --duration "$seconds" --warmup 20 --paired --json 2>/dev/null)
       [ "$(field "$r" errors)" = 0.0 ] || { echo "colocated: errors over $t: $r" >&2; exit 1; }
       echo "round $round, $t, $size: $r"
       k=$t-$size
-      if [ -z "${p50[$k]:-}" ] || python3 -c "import sys; sys.exit(not $(field "$r" p50_us) < ${p50[$k]})"; then
+      if [ -z "${over[$k]:-}" ] || python3 -c "import sys; sys.exit(not $(field "$r" overhead_p50_us) < ${over[$k]})"; then
         p50[$k]=$(field "$r" p50_us); p99[$k]=$(field "$r" p99_us); rps[$k]=$(field "$r" rps)
+        bare[$k]=$(field "$r" bare_p50_us); over[$k]=$(field "$r" overhead_p50_us)
       fi
     done
   done
@@ -79,7 +81,6 @@ done
 copy=$("$BUILD/bin/colocated_copy" "$large" --reps 5 2>/dev/null)
 echo "large copy: $copy"
 
-over() { python3 -c "print('%.1f' % (${p50[$1-$2]} - ${p50[local-$2]}))"; }
 label=$(command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
 date_utc=$(date -u +%Y-%m-%d)
 out="bench/results/colocated-$label-$date_utc.md"
@@ -90,15 +91,15 @@ machine="$(uname -m), $(nproc) cores, $(awk -F: '/model name/ {sub(/^ /, "", $2)
   echo "- machine: $machine"
   echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
   echo "- command: \`bash bench/colocated.sh\` with BUILD=$BUILD (also run by \`make bench-server\`); $rounds rounds of ${seconds} s per path, best round kept"
-  echo "- small request: $mask, [B,H,T,D] = [$shape], FP16, concurrency 1, batching off; chillctl bench, one client"
+  echo "- small request: $mask, [B,H,T,D] = [$shape], FP16, concurrency 1, batching off; chillctl bench --paired, one client"
+  echo "- load average while it ran: $(cut -d' ' -f1-3 /proc/loadavg) (other work shares this machine)"
   echo
-  echo "| path | requests/s | p50 µs | p99 µs | overhead over the bare call (p50) | minimal request p50 µs | its overhead |"
+  echo "| path | requests/s | p50 µs | p99 µs | bare call p50 µs (paired) | overhead µs (median of pair differences) | minimal request: overhead µs |"
   echo "|---|---|---|---|---|---|---|"
-  row() { echo "| $1 | ${rps[$2-small]} | ${p50[$2-small]} | ${p99[$2-small]} | $3 | ${p50[$2-tiny]} | $4 |"; }
-  row "bare libchill call (in-process)" local "—" "—"
-  row "native Unix socket (memfd arena)" uds "$(over uds small) µs (target < 25)" "$(over uds tiny) µs"
-  row "system shm (JSON over HTTP)" shm "$(over shm small) µs (target < 100)" "$(over shm tiny) µs"
-  row "HTTP, binary tensors" http "$(over http small) µs" "$(over http tiny) µs"
+  row() { echo "| $1 | ${rps[$2-small]} | ${p50[$2-small]} | ${p99[$2-small]} | ${bare[$2-small]} | ${over[$2-small]}$3 | ${over[$2-tiny]} |"; }
+  row "native Unix socket (memfd arena)" uds " (target < 25)"
+  row "system shm (JSON over HTTP)" shm " (target < 100)"
+  row "HTTP, binary tensors" http ""
   echo
   echo "Large request [B,H,T,D] = [$large] FP16 ($(python3 -c "import json,sys; print(json.loads(sys.argv[1])['bytes'] >> 20)" "$copy") MiB of q, k, v, out):"
   echo "the shm path's copies (chill_region_read of q, k, v, chill_region_write of out; bench/colocated.c) run at"

@@ -3,7 +3,10 @@
  * for a duration or a count; a progress line on stderr while it runs, then
  * throughput and latency quantiles. Transport "local" times the bare
  * libchill call in-process, the floor every transport's overhead is measured
- * against. With --json the summary is one JSON object on stdout. */
+ * against. --paired runs that bare call on the same tensors right before
+ * each request and reports the median of the differences: the transport's
+ * overhead with slow drifts of the machine's load cancelled out. With --json
+ * the summary is one JSON object on stdout. */
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -22,13 +25,14 @@ const char chillctl_bench_usage[] =
     "  --concurrency N      parallel clients (default 1)\n"
     "  --duration S         run for S seconds (default 10), or --count N requests\n"
     "  --warmup N           untimed requests per client first (default 3)\n"
+    "  --paired             also time the bare libchill call before each request; report the overhead\n"
     "  --json               print the summary as JSON\n" CTL_REQ_USAGE CTL_OPTS_USAGE;
 
-enum { OPT_CONC = 3000, OPT_DURATION, OPT_COUNT, OPT_WARMUP, OPT_JSON };
+enum { OPT_CONC = 3000, OPT_DURATION, OPT_COUNT, OPT_WARMUP, OPT_JSON, OPT_PAIRED };
 
 typedef struct bench {
     ctl_opts o;
-    int local, concurrency, warmup, json;
+    int local, paired, concurrency, warmup, json;
     double duration;
     long count;
     atomic_long issued, done, errors;
@@ -42,6 +46,7 @@ typedef struct bench_worker {
     bench *b;
     pthread_t thread;
     double *lat_us;
+    double *bare_us;         /* --paired: the bare call before each request */
     size_t n, cap;
 } bench_worker;
 
@@ -66,11 +71,13 @@ static void bench_error(bench *b, const char *msg) {
     pthread_mutex_unlock(&b->lock);
 }
 
-static void bench_record(bench_worker *w, double us) {
+static void bench_record(bench_worker *w, double us, double bare_us) {
     if (w->n == w->cap) {
         w->cap = w->cap ? w->cap * 2 : 4096;
         w->lat_us = realloc(w->lat_us, w->cap * sizeof *w->lat_us);
+        w->bare_us = realloc(w->bare_us, w->cap * sizeof *w->bare_us);
     }
+    w->bare_us[w->n] = bare_us;
     w->lat_us[w->n++] = us;
     atomic_fetch_add(&w->b->done, 1);
 }
@@ -103,17 +110,17 @@ static void *bench_buffers(chill_client *c, chill_client_request *r, size_t qb, 
 typedef struct bench_call {
     chill_client *c;
     chill_client_request r;
-    chill_params p;          /* local: the bare libchill call */
+    chill_params p;          /* local, --paired: the bare libchill call */
     void *own;
 } bench_call;
 
-/* One request; 0 or -1 after recording its error. */
-static int bench_once(bench *b, bench_call *k) {
+/* One request (local: the bare call); 0 or -1 after recording its error. */
+static int bench_once(bench *b, bench_call *k, int local) {
     chill_client_error err;
     chill_error pe;
-    if (b->local ? chill_forward(&k->p, &pe) == CHILL_OK : chill_client_infer(k->c, &k->r, &err) == CHILL_CLIENT_OK)
+    if (local ? chill_forward(&k->p, &pe) == CHILL_OK : chill_client_infer(k->c, &k->r, &err) == CHILL_CLIENT_OK)
         return 0;
-    bench_error(b, b->local ? pe.message : err.message);
+    bench_error(b, local ? pe.message : err.message);
     return -1;
 }
 
@@ -129,7 +136,7 @@ static int bench_setup(bench *b, bench_call *k) {
     size_t kb = (size_t)(r->batch * r->heads_kv * r->seq_k * r->head_dim) * e;
     size_t lb = b->o.want_lse ? (size_t)(r->batch * r->heads_q * r->seq_q) * 4 : 0;
     k->own = bench_buffers(k->c, r, qb, kb, lb);
-    if (!b->local)
+    if (!b->local && !b->paired)
         return 0;
     chill_params *p = &k->p;
     chill_params_init(p);
@@ -152,12 +159,15 @@ static void *bench_worker_main(void *arg) {
     bench_call k = {0};
     int ok = bench_setup(b, &k) == 0;
     for (int i = 0; ok && i < b->warmup; i++)
-        ok = bench_once(b, &k) == 0;
+        ok = bench_once(b, &k, b->local) == 0 && (!b->paired || bench_once(b, &k, 1) == 0);
     pthread_barrier_wait(&b->start);
     while (ok && bench_take(b)) {
         double t0 = bench_now();
-        if (bench_once(b, &k) == 0)
-            bench_record(w, (bench_now() - t0) * 1e6);
+        if (b->paired && bench_once(b, &k, 1) != 0)
+            continue;
+        double t1 = bench_now();
+        if (bench_once(b, &k, b->local) == 0)
+            bench_record(w, (bench_now() - t1) * 1e6, (t1 - t0) * 1e6);
     }
     chill_client_destroy(k.c);
     free(k.own);
@@ -187,6 +197,18 @@ static void bench_report(bench *b, bench_worker *w, double elapsed) {
         for (size_t j = 0; j < w[i].n; j++)
             sum += all[at++] = w[i].lat_us[j];
     qsort(all, n, sizeof *all, bench_cmp);
+    double bare_p50 = NAN, over_p50 = NAN;
+    if (b->paired) { /* the medians of the bare calls and of each request's difference to its bare call */
+        double *bare = malloc((n ? n : 1) * sizeof *bare), *diff = malloc((n ? n : 1) * sizeof *diff);
+        for (int i = 0, m = 0; i < b->concurrency; i++)
+            for (size_t j = 0; j < w[i].n; j++, m++)
+                bare[m] = w[i].bare_us[j], diff[m] = w[i].lat_us[j] - w[i].bare_us[j];
+        qsort(bare, n, sizeof *bare, bench_cmp);
+        qsort(diff, n, sizeof *diff, bench_cmp);
+        bare_p50 = bench_quantile(bare, n, 0.5), over_p50 = bench_quantile(diff, n, 0.5);
+        free(bare);
+        free(diff);
+    }
     const chill_client_request *r = &b->o.req;
     static const char *tn[] = {"http", "shm", "uds"};
     const char *transport = b->local ? "local" : tn[b->o.client.transport];
@@ -199,16 +221,20 @@ static void bench_report(bench *b, bench_worker *w, double elapsed) {
     if (b->json)
         printf("{\"transport\":\"%s\",\"concurrency\":%d,\"shape\":[%lld,%lld,%lld,%lld],\"dtype\":\"%s\","
                "\"requests\":%zu,\"errors\":%ld,\"seconds\":%.3f,\"rps\":%.2f,\"tensor_gbps\":%.3f,"
-               "\"mean_us\":%.2f,\"p50_us\":%.2f,\"p90_us\":%.2f,\"p99_us\":%.2f}\n",
+               "\"mean_us\":%.2f,\"p50_us\":%.2f,\"p90_us\":%.2f,\"p99_us\":%.2f,\"bare_p50_us\":%.2f,"
+               "\"overhead_p50_us\":%.2f}\n",
                transport, b->concurrency, (long long)r->batch, (long long)r->heads_q, (long long)r->seq_q,
                (long long)r->head_dim, chill_dtype_name(r->dtype), n, errors, elapsed, rps, rps * bytes / 1e9, mean,
-               p50, p90, p99);
+               p50, p90, p99, b->paired ? bare_p50 : -1.0, b->paired ? over_p50 : -1.0);
     else
         printf("%s  concurrency %d  [%lld,%lld,%lld,%lld] %s  %zu requests  %ld errors  %.1f req/s  %.3f GB/s\n"
                "latency us: mean %.1f  p50 %.1f  p90 %.1f  p99 %.1f\n",
                transport, b->concurrency, (long long)r->batch, (long long)r->heads_q, (long long)r->seq_q,
                (long long)r->head_dim, chill_dtype_name(r->dtype), n, errors, rps, rps * bytes / 1e9, mean, p50, p90,
                p99);
+    if (b->paired && !b->json)
+        printf("paired: bare libchill call p50 %.1f us; overhead over it (median of differences) %.1f us\n", bare_p50,
+               over_p50);
     if (errors)
         fprintf(stderr, "first error: %s\n", b->first_error);
     free(all);
@@ -218,7 +244,8 @@ static int bench_parse(bench *b, int argc, char **argv) {
     static const struct option longopts[] = {
         CTL_OPTS_LONG, {"concurrency", required_argument, 0, OPT_CONC}, {"duration", required_argument, 0, OPT_DURATION},
         {"count", required_argument, 0, OPT_COUNT}, {"warmup", required_argument, 0, OPT_WARMUP},
-        {"json", no_argument, 0, OPT_JSON}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"json", no_argument, 0, OPT_JSON}, {"paired", no_argument, 0, OPT_PAIRED},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -228,6 +255,7 @@ static int bench_parse(bench *b, int argc, char **argv) {
         case OPT_COUNT: b->count = atol(optarg); break;
         case OPT_WARMUP: b->warmup = atoi(optarg); break;
         case OPT_JSON: b->json = 1; break;
+        case OPT_PAIRED: b->paired = 1; break;
         case 'h': fputs(chillctl_bench_usage, stdout); return 0;
         case CTL_OPT_TRANSPORT:
             if (strcmp(optarg, "local") == 0) {
@@ -243,9 +271,9 @@ static int bench_parse(bench *b, int argc, char **argv) {
         }
     }
     if (!b->o.have_shape || b->concurrency < 1 || b->concurrency > 1024 || b->duration < 0 || b->count < 0 ||
-        b->warmup < 0) {
+        b->warmup < 0 || (b->paired && b->local)) {
         fprintf(stderr, "chillctl bench: needs --random B,H,T,D; --concurrency in 1..1024; non-negative "
-                        "--duration, --count, --warmup\n");
+                        "--duration, --count, --warmup; --paired with a transport other than local\n");
         return 2;
     }
     if (b->duration == 0 && b->count == 0)
@@ -296,7 +324,7 @@ int chillctl_bench(int argc, char **argv) {
     bench_report(&b, w, elapsed);
     rc = atomic_load(&b.errors) ? 1 : 0;
     for (int i = 0; i < b.concurrency; i++)
-        free(w[i].lat_us);
+        free(w[i].lat_us), free(w[i].bare_us);
     free(w);
     pthread_barrier_destroy(&b.start);
     return rc;

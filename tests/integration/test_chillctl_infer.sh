@@ -69,6 +69,11 @@ for t in http shm uds; do
     "$out" || fail "bench $t: $out"
 done
 
+out=$("$ctl" bench --socket "$sock" --transport uds --random 1,2,64,32 --count 30 --paired --json 2>/dev/null)
+python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert d["errors"]==0 and d["bare_p50_us"]>0 and d["overhead_p50_us"]>-d["bare_p50_us"], d' \
+  "$out" || fail "bench --paired: $out"
+expect_fail "paired" "$ctl" bench --transport local --paired --random 1,1,16,16
+
 expect_fail "Couldn't connect" "$ctl" health --url "http://127.0.0.1:1"
 expect_fail "nope.sock" "$ctl" infer --transport uds --socket "$tmp/nope.sock" --random 1,1,16,16
 expect_fail "no-such-model" "$ctl" infer --url "$url" --random 1,1,16,16 --model no-such-model
