@@ -82,6 +82,21 @@ class Chilld:
 
     def __init__(self, config=None, ready_timeout=30.0):
         self.dir = tempfile.mkdtemp(prefix="chilld-test-")
+        self.config_path = os.path.join(self.dir, "chilld.json")
+        self.log_path = os.path.join(self.dir, "chilld.log")
+        # The free port may be taken by someone else before chilld binds it:
+        # then chilld says it cannot listen, and we try another port.
+        for attempt in range(3):
+            self._start(config)
+            try:
+                self._wait_ready(ready_timeout * SLOW)
+                return
+            except RuntimeError:
+                if attempt == 2 or self.proc.returncode is None or not self.log_contains(b"cannot listen"):
+                    raise
+                self.log.close()
+
+    def _start(self, config):
         self.port = free_port()
         cfg = {}
         default = os.path.join(ROOT, "config", "chilld.json")
@@ -95,29 +110,33 @@ class Chilld:
                      "devices": devices, "log": {"level": "info"}})
         _merge(cfg, config or {})
         self.config = cfg
-        self.config_path = os.path.join(self.dir, "chilld.json")
         with open(self.config_path, "w") as f:
             json.dump(cfg, f, indent=1)
-        self.log_path = os.path.join(self.dir, "chilld.log")
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen([CHILLD, "--config", self.config_path],
                                      stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT)
         _running.append(self.proc)
-        self._wait_ready(ready_timeout * SLOW)
 
     def _wait_ready(self, timeout):
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"chilld exited with {self.proc.returncode} at start:\n{self.log_text()}")
+            # Our chilld logs event=ready once it listens: a 200 before that
+            # came from whoever else holds the port.
             try:
-                if self.get("/v2/health/ready", timeout=2)[0] == 200:
+                if self.log_contains(b"event=ready") and self.get("/v2/health/ready", timeout=2)[0] == 200:
                     return
             except OSError:
                 pass
             time.sleep(0.05)
         self.kill()
         raise RuntimeError(f"chilld not ready after {timeout:.0f} s:\n{self.log_text()}")
+
+    def log_contains(self, needle):
+        self.log.flush()
+        with open(self.log_path, "rb") as f:
+            return needle in f.read()
 
     def log_text(self):
         if not self.log.closed:
