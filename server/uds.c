@@ -13,8 +13,9 @@
  * uv_poll handles on non-blocking sockets (libuv's own pipe reader does not
  * hand over a memfd). A worker that finishes a request writes its RESULT
  * straight to the socket under the connection's lock; only what does not fit
- * is left for the loop, woken by a uv_async. A connection that closes with
- * requests in flight keeps its arena mapped until the last one is answered. */
+ * is left for the loop, woken by a uv_async; while much is left unread the
+ * loop stops reading that peer. A connection that closes with requests in
+ * flight keeps its arena mapped until the last one is answered. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -427,8 +428,19 @@ static size_t uds_frame_len(const uds_conn *k) {
     return want;
 }
 
+/* Results a peer leaves unread past this pause its reading: a client that
+ * sends without reading cannot make chilld buffer without bound. */
+#define CHILL_UDS_OUT_HIGH (64 * 1024)
+
 static void uds_read(uds_conn *k) {
     for (;;) {
+        pthread_mutex_lock(&k->lock);
+        int backlog = k->out_len > CHILL_UDS_OUT_HIGH;
+        pthread_mutex_unlock(&k->lock);
+        if (backlog) {
+            uv_poll_start(&k->poll, UV_WRITABLE, uds_on_io);
+            return;
+        }
         size_t want = k->in_len < sizeof(chill_wire_header) ? sizeof(chill_wire_header) : uds_frame_len(k);
         if (want == 0) {
             uds_refuse(k, 400, "bad frame header: magic, version or length is not chilld's (client/PROTOCOL.md)");

@@ -56,10 +56,13 @@ class Conn:
         self.arena = mmap.mmap(self.fd, arena_bytes)
         self.size = arena_bytes
         hello = HELLO_FMT.pack(MAGIC, HELLO, VERSION, HELLO_FMT.size, 0, 0, arena_bytes)
-        if send_fd:
-            self.s.sendmsg([hello], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [self.fd]))])
-        else:
-            self.s.sendall(hello)
+        try:
+            if send_fd:
+                self.s.sendmsg([hello], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [self.fd]))])
+            else:
+                self.s.sendall(hello)
+        except BrokenPipeError:
+            pass  # a refused peer may be closed before its HELLO is read: the WELCOME is still there
         self.welcome = self.read()
 
     def recv_exact(self, n):
@@ -170,6 +173,32 @@ def test_bad_requests_keep_the_connection(server):
     assert r["code"] == 400 and "head_dim" in r["message"], r
     c.request(5, dt, shape, offs, "causal")  # still usable
     assert c.read()["status"] == 0
+    c.close()
+
+
+def test_every_request_answered_once(server):
+    # Far more frames than fit in the socket buffers, sent by one thread while
+    # another reads: chilld pauses reading a peer with a backlog of unread
+    # results, and still answers each request exactly once.
+    import threading
+    shape, dt, n = (1, 1, 1, 16, 16, 16), "FP16", 4000
+    c = Conn(server.sock_path, arena_bytes=1 << 16)
+    offs, _ = layout(shape, dt)
+    bad = [offs[0], c.size, offs[2], offs[3], NONE]  # k outside the arena: answered at once, 400
+
+    def send():
+        for i in range(n):
+            c.request(i + 1, dt, shape, bad if i % 2 else offs, "causal")
+
+    t = threading.Thread(target=send)
+    t.start()
+    seen = {}
+    for _ in range(n):
+        r = c.read()
+        seen[r["id"]] = r["code"]
+    t.join(60 * lib.SLOW)
+    assert sorted(seen) == list(range(1, n + 1))
+    assert all(code == (400 if (i - 1) % 2 else 200) for i, code in seen.items())
     c.close()
 
 
