@@ -41,7 +41,7 @@ typedef enum chill_client_status {
     CHILL_CLIENT_OK = 0,
     CHILL_CLIENT_ERR_INVALID,    /* a bad argument in the call; nothing was sent */
     CHILL_CLIENT_ERR_CONNECT,    /* the server could not be reached, or the connection dropped */
-    CHILL_CLIENT_ERR_TIMEOUT,    /* no answer within timeout_ms */
+    CHILL_CLIENT_ERR_TIMEOUT,    /* no answer within timeout_ms, or the server's deadline passed (504) */
     CHILL_CLIENT_ERR_REJECTED,   /* the server answered with an error: http_status and message say why */
     CHILL_CLIENT_ERR_OVERLOADED, /* the server is at its queue bound or draining (503): retry later */
     CHILL_CLIENT_ERR_PROTOCOL,   /* the server's answer did not have the expected form */

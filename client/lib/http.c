@@ -93,7 +93,9 @@ static size_t chill_cli_header(char *line, size_t size, size_t nmemb, void *arg)
 }
 
 chill_client_status chill_cli_http_error(long status, const char *body, size_t len, chill_client_error *err) {
-    chill_client_status s = status == 503 ? CHILL_CLIENT_ERR_OVERLOADED : CHILL_CLIENT_ERR_REJECTED;
+    chill_client_status s = status == 503   ? CHILL_CLIENT_ERR_OVERLOADED
+                            : status == 504 ? CHILL_CLIENT_ERR_TIMEOUT
+                                            : CHILL_CLIENT_ERR_REJECTED;
     json_t *j = body ? json_loadb(body, len, 0, NULL) : NULL;
     const char *msg = j ? json_string_value(json_object_get(j, "error")) : NULL;
     if (msg)
