@@ -120,7 +120,9 @@ def test_mask_spec_parameter(server):
           extra={"mask": "sliding_window(5,3)"})
 
 
-def test_json_and_binary_agree_bitwise(server):
+def test_json_and_binary_agree(server):
+    """JSON encodes every fp16 output exactly: on the CPU (deterministic) the
+    two encodings of the same request agree bit for bit."""
     rng = np.random.default_rng(3)
     q, k, v = lib.make_qkv(rng, 1, 2, 2, 16, 16, 32, "FP16")
     inputs = [("q", q, "FP16"), ("k", k, "FP16"), ("v", v, "FP16")]
@@ -129,7 +131,10 @@ def test_json_and_binary_agree_bitwise(server):
         status, headers, body = lib.infer(server, "causal", inputs, binary=binary)
         assert status == 200, body[:300]
         outs.append(np.asarray(lib.decode_infer_response(headers, body)[1]["out"], np.float16))
-    assert np.array_equal(outs[0], outs[1])
+    if lib.BACKEND == "cpu":
+        assert np.array_equal(outs[0], outs[1])
+    else:
+        assert lib.rel_error(outs[0], outs[1].astype(np.float64)) <= lib.TOL["FP16"]
 
 
 if __name__ == "__main__":
