@@ -50,6 +50,7 @@ MASKS = {  # name: argument names, in registry order
 TOL = {"FP32": 1e-5, "FP16": 2e-3, "BF16": 1e-2}
 
 _running = []
+_dirs = []
 
 
 def _kill_leftovers():
@@ -57,6 +58,8 @@ def _kill_leftovers():
         if p.poll() is None:
             p.kill()
             p.wait()
+    for d in _dirs:  # failures quote the log in their message
+        shutil.rmtree(d, ignore_errors=True)
 
 
 atexit.register(_kill_leftovers)
@@ -82,6 +85,7 @@ class Chilld:
 
     def __init__(self, config=None, ready_timeout=30.0):
         self.dir = tempfile.mkdtemp(prefix="chilld-test-")
+        _dirs.append(self.dir)
         self.config_path = os.path.join(self.dir, "chilld.json")
         self.log_path = os.path.join(self.dir, "chilld.log")
         # The free port may be taken by someone else before chilld binds it:
@@ -204,7 +208,6 @@ class Chilld:
         code = self.stop()
         if exc[0] is None and code != 0:
             raise AssertionError(f"chilld exited with {code} on SIGTERM:\n{self.log_text()}")
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 # ---- tensors and requests ---------------------------------------------------
