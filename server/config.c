@@ -484,7 +484,10 @@ void chill_config_explain(const chill_config *c, FILE *out) {
     fprintf(out, "  log.level = \"%s\"\n      lowest level written to stderr (debug, info, warn, error)\n",
             levels[c->log_level]);
     explain_fields(c, "shutdown", shutdown_fields, out);
-    explain_fields(c, "shared_memory", shared_memory_fields, out);
+    for (const field *f = shared_memory_fields; f->key != NULL; f++) {
+        int v = *(const int *)((const char *)c + f->offset);
+        fprintf(out, "  shared_memory.%s = %s\n      %s\n", f->key, v < 0 ? "unset" : v ? "true" : "false", f->doc);
+    }
     explain_fields(c, "unix_socket", unix_socket_fields, out);
     fprintf(out, "  unix_socket.allow_uids, allow_gids = %d, %d ids\n      peers allowed to connect (both empty: "
             "chilld's own user only)\n", c->uds.n_allow_uid, c->uds.n_allow_gid);
