@@ -1,6 +1,7 @@
 /* The CPU backend: one device, the libchill CPU kernel on its own thread
- * pool. Staging is an ordinary buffer that grows to the largest launch seen;
- * the CPU never leaves service. */
+ * pool. A lone request runs on its own tensors; a batch is staged in an
+ * ordinary buffer that grows to the largest launch seen. The CPU never leaves
+ * service. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -70,6 +71,7 @@ chill_backend *chill_backend_cpu_create(const chill_config *c) {
     b->kind = "cpu";
     b->n_devices = 1;
     b->max_launch_bytes = SIZE_MAX;
+    b->computes_on_host = 1;
     b->device_name = cpu_device_name;
     b->device_ordinal = cpu_device_ordinal;
     b->staging = cpu_staging;

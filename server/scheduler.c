@@ -241,7 +241,7 @@ static void run_batch(device_queue *d, chill_request **batch, int n) {
     uint64_t t0 = chill_now_ns();
     for (int i = 0; i < n; i++)
         batch[i]->t_start_ns = t0;
-    if (batch[0]->device >= 0) {
+    if (batch[0]->device >= 0 || (n == 1 && b->computes_on_host)) {
         st = b->forward(b, d->index, &batch[0]->params, NULL, &err);
     } else {
         chill_pack_layout l;

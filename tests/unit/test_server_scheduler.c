@@ -98,8 +98,10 @@ static chill_backend *fake_create(int n_devices) {
     pthread_cond_init(&f->cond, NULL);
     f->fail_device = -1;
     f->healthy[0] = f->healthy[1] = 1;
-    f->base = (chill_backend){"fake", n_devices, SIZE_MAX, fake_name, fake_ordinal, fake_staging, fake_forward,
-                              fake_healthy, fake_memory, fake_destroy};
+    f->base = (chill_backend){.kind = "fake", .n_devices = n_devices, .max_launch_bytes = SIZE_MAX,
+                              .device_name = fake_name, .device_ordinal = fake_ordinal, .staging = fake_staging,
+                              .forward = fake_forward, .healthy = fake_healthy, .memory_used = fake_memory,
+                              .destroy = fake_destroy};
     return &f->base;
 }
 
