@@ -119,13 +119,14 @@ def table(rows):
         m = r["ms"]
         peers = {k: v for k, v in m.items() if k != "libchill"}
         best = min(peers.values())
-        flash = m.get("sdpa_flash", math.nan)
+        flash = m.get("sdpa_flash")
+        vs_flash = "-" if flash is None else f"{flash / m['libchill']:.2f}x"
         fmt = lambda x: "-" if x is None or math.isnan(x) else f"{x:.4f}"  # noqa: E731
         lines.append(f"| {r['mask']} | {r['B']} | {r['H']} | {r['D']} | {r['T']} | {r['dtype']} | "
                      f"{m['libchill']:.4f} | {r['tflops']:.1f} | {r['floor_ms']:.4f} | "
                      f"{r['floor_ms'] / m['libchill']:.3f} | {fmt(m.get('flex'))} | {fmt(m.get('sdpa_flash'))} | "
                      f"{fmt(m.get('sdpa_cudnn'))} | {best / m['libchill']:.2f}x | {m['flex'] / m['libchill']:.2f}x | "
-                     f"{flash / m['libchill']:.2f}x |")
+                     f"{vs_flash} |")
     return "\n".join(lines)
 
 

@@ -10,7 +10,7 @@
  * loads its Q tile once (cp.async into padded shared memory, then ldmatrix into
  * registers when D <= 128), then walks the key tiles of BN rows that the mask's
  * k_range allows, double-buffered with cp.async so tile j+1 loads while tile j
- * computes. Per tile: S = Q K^T with mma.sync m16n8k16 (K fragments by
+ * computes (one barrier a tile). Per tile: S = Q K^T with mma.sync m16n8k16 (K fragments by
  * ldmatrix), the mask applied only when the tile is not inside the mask's
  * full_k_range (then per row, from bounds computed once per block: see
  * chill_row_bounds in tile.cuh), the online softmax in base 2 (row max and sum kept per thread,
@@ -35,7 +35,7 @@ template <typename T> struct chill_mma;
 
 template <> struct chill_mma<__half> {
     static __device__ __forceinline__ void run(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
-        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
                      "{%0,%1,%2,%3};\n"
                      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
                      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
@@ -48,7 +48,7 @@ template <> struct chill_mma<__half> {
 
 template <> struct chill_mma<__nv_bfloat16> {
     static __device__ __forceinline__ void run(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
-        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
                      "{%0,%1,%2,%3};\n"
                      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
                      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
@@ -176,13 +176,16 @@ __global__ void __launch_bounds__(W * 32, MINB) chill_flash_kernel(const chill_c
 
     for (int kt = span.kt_lo; kt <= span.kt_hi; kt++) {
         const int buf = (kt - span.kt_lo) & 1;
+        /* One barrier a tile: after it, tile kt is in shared memory for every
+         * thread and every warp is done with tile kt - 1, whose buffer then
+         * takes tile kt + 1 while this one computes. */
+        chill_cp_async_wait<0>();
+        __syncthreads();
         if (kt < span.kt_hi) {
             chill_load_rows<T, D, LD, BN, NTHREADS>(sK + (buf ^ 1) * BN * LD, seq.k, k_ld, (kt + 1) * BN, seq.k_len);
             chill_load_rows<T, D, LD, BN, NTHREADS>(sV + (buf ^ 1) * BN * LD, seq.v, v_ld, (kt + 1) * BN, seq.k_len);
+            chill_cp_async_commit();
         }
-        chill_cp_async_commit();
-        chill_cp_async_wait<1>();
-        __syncthreads();
 
         if (QREG && kt == span.kt_lo) {
 #pragma unroll
@@ -307,7 +310,6 @@ __global__ void __launch_bounds__(W * 32, MINB) chill_flash_kernel(const chill_c
                 }
             }
         }
-        __syncthreads();
     }
     chill_cp_async_wait<0>();
 
@@ -360,9 +362,9 @@ cudaError_t chill_flash_launch(const chill_cuda_args *a, int batch, cudaStream_t
     CHILL_FLASH_CONFIG(T, dtype, 32, 64, 64, 4, 4), CHILL_FLASH_CONFIG(T, dtype, 64, 64, 64, 4, 3),                    \
         CHILL_FLASH_CONFIG(T, dtype, 64, 64, 64, 4, 4), CHILL_FLASH_CONFIG(T, dtype, 64, 128, 64, 8, 2),               \
         CHILL_FLASH_CONFIG(T, dtype, 64, 128, 32, 4, 3), CHILL_FLASH_CONFIG(T, dtype, 64, 64, 32, 4, 4),               \
-        CHILL_FLASH_CONFIG(T, dtype, 96, 64, 64, 4, 2), CHILL_FLASH_CONFIG(T, dtype, 128, 64, 64, 4, 2),               \
-        CHILL_FLASH_CONFIG(T, dtype, 128, 64, 64, 4, 3), CHILL_FLASH_CONFIG(T, dtype, 128, 64, 32, 4, 3),              \
-        CHILL_FLASH_CONFIG(T, dtype, 128, 128, 64, 8, 1), CHILL_FLASH_CONFIG(T, dtype, 128, 128, 32, 4, 2),            \
-        CHILL_FLASH_CONFIG(T, dtype, 256, 64, 32, 4, 1)
+        CHILL_FLASH_CONFIG(T, dtype, 64, 64, 128, 4, 2), CHILL_FLASH_CONFIG(T, dtype, 96, 64, 64, 4, 2),               \
+        CHILL_FLASH_CONFIG(T, dtype, 128, 64, 64, 4, 2), CHILL_FLASH_CONFIG(T, dtype, 128, 64, 64, 4, 3),              \
+        CHILL_FLASH_CONFIG(T, dtype, 128, 64, 32, 4, 3), CHILL_FLASH_CONFIG(T, dtype, 128, 128, 64, 8, 1),             \
+        CHILL_FLASH_CONFIG(T, dtype, 128, 128, 32, 4, 2), CHILL_FLASH_CONFIG(T, dtype, 256, 64, 32, 4, 1)
 
 #endif
