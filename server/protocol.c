@@ -688,7 +688,6 @@ int chill_infer_decode(chill_infer *inf, const chill_config *c, chill_model *m, 
     static const char *keys[] = {"id", "parameters", "inputs", "outputs"};
     memset(inf, 0, sizeof *inf);
     inf->model = m;
-    inf->bytes_in = len;
     inf->out.view = inf->lse.view = -1;
     decoder d = {inf, c, NULL, 0, 0, err, errlen};
     size_t hl = header_len >= 0 ? (size_t)header_len : len;

@@ -44,7 +44,6 @@ typedef struct chill_infer {
     chill_region_view views[CHILL_INFER_MAX_VIEWS];
     int n_views;
     chill_output_spec out, lse;
-    size_t bytes_in;
     /* the response */
     char *resp_json;
     size_t resp_json_len;
