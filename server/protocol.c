@@ -557,7 +557,7 @@ static int check_shapes(decoder *d, tensor *in, const request_params *rp) {
         if (!in[i].present)
             return fail(d, 400, "input %s: missing; inputs are q, k, v %s and optional seq_lens, kv_seq_lens [B] "
                         "INT32", input_names[i], shape);
-    dims q = dims_of(&in[IN_Q], rp->bthd), k = dims_of(&in[IN_K], rp->bthd), v = dims_of(&in[IN_V], rp->bthd);
+    dims q = dims_of(&in[IN_Q], rp->bthd), k = dims_of(&in[IN_K], rp->bthd);
     if (strcmp(in[IN_K].datatype, in[IN_Q].datatype) != 0 || strcmp(in[IN_V].datatype, in[IN_Q].datatype) != 0)
         return fail(d, 400, "inputs k and v: datatype must be q's (%s); got k %s, v %s", in[IN_Q].datatype,
                     in[IN_K].datatype, in[IN_V].datatype);
@@ -571,11 +571,10 @@ static int check_shapes(decoder *d, tensor *in, const request_params *rp) {
                     CHILL_HEAD_DIM_MIN, CHILL_HEAD_DIM_MAX);
     if (q.h % k.h != 0)
         return fail(d, 400, "input k: its %lld heads must divide q's %lld heads", (long long)k.h, (long long)q.h);
-    int64_t tokens = q.b * (q.t + k.t);
-    if (tokens > d->c->max_tokens)
+    int64_t tokens;
+    if (__builtin_mul_overflow(q.b, q.t + k.t, &tokens) || tokens > d->c->max_tokens)
         return fail(d, 413, "inputs: B*(Tq+Tk) = %lld tokens, the limit is %lld (limits.max_tokens)",
                     (long long)tokens, (long long)d->c->max_tokens);
-    (void)v;
     int st = check_lens(d, &in[IN_SEQ_LENS], "seq_lens", q.b, q.t, "each at most Tq");
     return st != 200 ? st : check_lens(d, &in[IN_KV_SEQ_LENS], "kv_seq_lens", q.b, k.t, "each at most Tk");
 }
