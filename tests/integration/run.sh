@@ -32,7 +32,6 @@ if ! "$python" -c 'import numpy, pytest' 2>/dev/null; then
   python=""
 fi
 
-export CHILLD_TEST_BACKEND
 passed=0 failed=0 skipped=0 failures=()
 for t in "$here"/test_*.sh "$here"/test_*.py; do
   [ -e "$t" ] || continue
