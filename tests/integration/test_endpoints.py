@@ -111,6 +111,31 @@ def test_infer_and_stats(server, binary):
     assert after["last_inference"] > 0
 
 
+def test_request_id_is_echoed_and_outputs_are_filtered(server):
+    """KServe v2: the response carries the request's id, and only the outputs
+    the request names (all of them when it names none)."""
+    rng = np.random.default_rng(4)
+    q, k, v, inputs = small_request(rng)
+    req = json.loads(lib.infer_json_body(inputs, {"return_lse": True}))
+    req["id"] = "req-42"
+    for outputs, want in ((None, {"out", "lse"}), (["lse"], {"lse"}), (["out"], {"out"})):
+        if outputs is None:
+            req.pop("outputs", None)
+        else:
+            req["outputs"] = [{"name": o} for o in outputs]
+        status, headers, body = server.request("POST", "/v2/models/causal/infer", json.dumps(req).encode(),
+                                               {"Content-Type": "application/json"})
+        assert status == 200, body[:300]
+        resp, outs = lib.decode_infer_response(headers, body)
+        assert resp["id"] == "req-42"
+        assert set(outs) == want, (outputs, set(outs))
+        ref, ref_lse = lib.reference(q, k, v, "causal")
+        if "lse" in outs:
+            assert np.allclose(outs["lse"], ref_lse, atol=1e-4)
+        if "out" in outs:
+            assert lib.rel_error(outs["out"], ref) <= lib.TOL["FP32"]
+
+
 def test_stats_of_every_model(server):
     stats = server.get_json("/v2/stats")["model_stats"]
     assert set(lib.MASKS) <= {m["name"] for m in stats}
