@@ -136,6 +136,26 @@ def test_request_id_is_echoed_and_outputs_are_filtered(server):
             assert lib.rel_error(outs["out"], ref) <= lib.TOL["FP32"]
 
 
+def test_binary_and_json_outputs_in_one_response(server):
+    rng = np.random.default_rng(5)
+    q, k, v, inputs = small_request(rng)
+    body, headers = lib.infer_binary_body(inputs, {"return_lse": True})
+    hlen = int(headers["Inference-Header-Content-Length"])
+    header = json.loads(body[:hlen])
+    header["outputs"] = [{"name": "out", "parameters": {"binary_data": True}},
+                         {"name": "lse", "parameters": {"binary_data": False}}]
+    h = json.dumps(header).encode()
+    headers["Inference-Header-Content-Length"] = str(len(h))
+    status, rheaders, rbody = server.request("POST", "/v2/models/causal/infer", h + body[hlen:], headers)
+    assert status == 200, rbody[:300]
+    resp, outs = lib.decode_infer_response(rheaders, rbody)
+    kinds = {o["name"]: "data" in o for o in resp["outputs"]}
+    assert kinds == {"out": False, "lse": True}, resp["outputs"]
+    ref, ref_lse = lib.reference(q, k, v, "causal")
+    assert lib.rel_error(outs["out"], ref) <= lib.TOL["FP32"]
+    assert np.allclose(outs["lse"], ref_lse, atol=1e-4)
+
+
 def test_stats_of_every_model(server):
     stats = server.get_json("/v2/stats")["model_stats"]
     assert set(lib.MASKS) <= {m["name"] for m in stats}
