@@ -1,6 +1,7 @@
 """Dynamic batching under concurrency: many clients at once, each with its own
-distinct inputs (different lengths too, so packing is varlen) and one of
-three masks (so requests of different batch keys arrive together), each
+distinct inputs (different lengths too, so packing is varlen; BHTD and BTHD
+layouts; one or two sequences with seq_lens) and one of three masks (so
+requests of different batch keys arrive together), each
 checking its own result against the float64 reference. Batching must never
 mix results, and the batch-size histogram must show that launches of more
 than one request really happened."""
@@ -27,19 +28,30 @@ def server():
 def client(server, idx, dt, failures):
     rng = np.random.default_rng(1000 + idx)
     mask, params, args = MASKS[idx % len(MASKS)]
+    bthd = idx % 2 == 1  # BHTD and BTHD requests pack into one launch
+    batch = 2 if idx % 4 == 3 else 1  # some requests hold two sequences, the second shorter
     for r in range(ROUNDS):
         tq = 1 + (idx * 7 + r) % 12
         tk = tq + (idx * 3 + r) % 9
-        q, k, v = lib.make_qkv(rng, 1, 4, 2, tq, tk, 32, dt)
+        q, k, v = lib.make_qkv(rng, batch, 4, 2, tq, tk, 32, dt)
         # distinct per client: a client's own id in its values makes any mix-up visible
         q = (q + np.asarray(idx / 10, q.dtype)).astype(q.dtype)
+        lens = {}
+        if batch == 2:
+            lens = {"seq_lens": [tq, (tq + 1) // 2], "kv_seq_lens": [tk, (tk + 1) // 2]}
+        send = [(n, np.ascontiguousarray(a.transpose(0, 2, 1, 3)) if bthd else a, dt)
+                for n, a in (("q", q), ("k", k), ("v", v))]
+        send += [(n, np.asarray(x, np.int32), "INT32") for n, x in lens.items()]
+        p = dict(params, layout="BTHD") if bthd else params
         try:
-            status, headers, body = lib.infer(server, mask, [("q", q, dt), ("k", k, dt), ("v", v, dt)], params)
+            status, headers, body = lib.infer(server, mask, send, p)
             if status != 200:
                 failures.append(f"client {idx} round {r}: {status} {body[:200]!r}")
                 continue
             out = lib.decode_infer_response(headers, body)[1]["out"]
-            ref, _ = lib.reference(q, k, v, mask, args)
+            if bthd:
+                out = out.transpose(0, 2, 1, 3)
+            ref, _ = lib.reference(q, k, v, mask, args, **lens)
             err = lib.rel_error(out, ref)
             if out.shape != q.shape or err > lib.TOL[dt]:
                 failures.append(f"client {idx} round {r} ({mask}): shape {out.shape}, rel error {err:.3g}")
