@@ -216,6 +216,29 @@ def test_truncated_and_garbage_connections(server):
     assert server.get("/v2/health/live")[0] == 200
 
 
+def test_chunked_body_over_the_limit(server):
+    """Without a Content-Length the limit still holds: a chunked upload past
+    max_body_bytes gets 413 naming the limit."""
+    body = b'{"inputs": [' + b" " * (MAX_BODY + 100) + b"]}"
+    s = socket.create_connection(("127.0.0.1", server.port), timeout=10 * lib.SLOW)
+    try:
+        s.sendall(b"POST /v2/models/causal/infer HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                  b"Content-Type: application/json\r\n\r\n")
+        try:
+            for i in range(0, len(body), 65536):
+                part = body[i:i + 65536]
+                s.sendall(b"%x\r\n" % len(part) + part + b"\r\n")
+            s.sendall(b"0\r\n\r\n")
+        except OSError:  # the server may answer and close before reading it all
+            pass
+        reply = s.recv(4096)
+    finally:
+        s.close()
+    assert reply.startswith(b"HTTP/1.1 413"), reply[:200]
+    assert b"max_body_bytes" in reply
+    assert server.get("/v2/health/live")[0] == 200
+
+
 def test_still_serves_correctly_afterwards(server):
     status, headers, body = lib.infer(server, "sliding_window", GOOD, sw())
     assert status == 200, body[:300]
