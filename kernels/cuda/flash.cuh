@@ -128,7 +128,11 @@ __global__ void __launch_bounds__(W * 32, MINB) chill_flash_kernel(const chill_c
     constexpr int NT = BN / 8;        /* n8 tiles of S */
     constexpr int DT = D / 8;         /* n8 tiles of O */
     constexpr int LD = D + 8;         /* padded shared row, elements */
-    constexpr bool QREG = MT * D <= 128; /* Q fragments held in registers, else re-read per tile */
+    /* Q fragments stay in registers when they fit beside O and S under the
+     * register cap that MINB blocks per multiprocessor impose; else they are
+     * re-read from shared memory every key tile. */
+    constexpr int REG_CAP = 65536 / (W * 32 * MINB) < 255 ? 65536 / (W * 32 * MINB) : 255;
+    constexpr bool QREG = MT * D / 4 + MT * D / 2 + MT * BN / 2 + 64 <= REG_CAP;
     static_assert(MT >= 1 && BM == MT * 16 * W && BN % 16 == 0 && D % 16 == 0, "bad tile configuration");
 
     extern __shared__ __align__(16) unsigned char chill_smem[];
@@ -362,9 +366,11 @@ cudaError_t chill_flash_launch(const chill_cuda_args *a, int batch, cudaStream_t
     CHILL_FLASH_CONFIG(T, dtype, 32, 64, 64, 4, 4), CHILL_FLASH_CONFIG(T, dtype, 64, 64, 64, 4, 3),                    \
         CHILL_FLASH_CONFIG(T, dtype, 64, 64, 64, 4, 4), CHILL_FLASH_CONFIG(T, dtype, 64, 128, 64, 8, 2),               \
         CHILL_FLASH_CONFIG(T, dtype, 64, 128, 32, 4, 3), CHILL_FLASH_CONFIG(T, dtype, 64, 64, 32, 4, 4),               \
-        CHILL_FLASH_CONFIG(T, dtype, 64, 64, 128, 4, 2), CHILL_FLASH_CONFIG(T, dtype, 96, 64, 64, 4, 2),               \
-        CHILL_FLASH_CONFIG(T, dtype, 128, 64, 64, 4, 2), CHILL_FLASH_CONFIG(T, dtype, 128, 64, 64, 4, 3),              \
-        CHILL_FLASH_CONFIG(T, dtype, 128, 64, 32, 4, 3), CHILL_FLASH_CONFIG(T, dtype, 128, 128, 64, 8, 1),             \
-        CHILL_FLASH_CONFIG(T, dtype, 128, 128, 32, 4, 2), CHILL_FLASH_CONFIG(T, dtype, 256, 64, 32, 4, 1)
+        CHILL_FLASH_CONFIG(T, dtype, 64, 64, 128, 4, 2), CHILL_FLASH_CONFIG(T, dtype, 64, 32, 32, 2, 8),               \
+        CHILL_FLASH_CONFIG(T, dtype, 96, 64, 64, 4, 2), CHILL_FLASH_CONFIG(T, dtype, 128, 64, 64, 4, 2),               \
+        CHILL_FLASH_CONFIG(T, dtype, 128, 64, 64, 4, 3), CHILL_FLASH_CONFIG(T, dtype, 128, 64, 32, 4, 3),              \
+        CHILL_FLASH_CONFIG(T, dtype, 128, 128, 64, 8, 1), CHILL_FLASH_CONFIG(T, dtype, 128, 128, 64, 8, 2),            \
+        CHILL_FLASH_CONFIG(T, dtype, 128, 128, 32, 4, 2), CHILL_FLASH_CONFIG(T, dtype, 128, 32, 32, 2, 4),             \
+        CHILL_FLASH_CONFIG(T, dtype, 256, 64, 32, 4, 1)
 
 #endif
