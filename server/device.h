@@ -9,8 +9,8 @@
  * into it, and calls forward(); inputs are the bytes [0, in_bytes) of the
  * buffer and outputs are [out_offset, out_offset + out_bytes). On return the
  * outputs are in the staging buffer. A request whose tensors already live in
- * device memory (CUDA shared memory), or a lone request on a device that
- * computes on host memory (the CPU), is run in place with staged NULL. */
+ * device memory (CUDA shared memory), and every request on a device that
+ * computes on host memory (the CPU), runs in place, with staged NULL. */
 #ifndef CHILL_SERVER_DEVICE_H
 #define CHILL_SERVER_DEVICE_H
 
@@ -31,7 +31,7 @@ struct chill_backend {
     const char *kind;     /* "cpu" or "cuda" */
     int n_devices;
     size_t max_launch_bytes; /* the largest staged launch a device takes */
-    int computes_on_host;    /* 1: the device reads host memory, so a launch of one request runs in place, unstaged */
+    int computes_on_host;    /* 1: the device reads host memory, so requests run in place, unstaged */
     /* "cpu", "cuda:0", ... for logs and metric labels */
     const char *(*device_name)(chill_backend *b, int dev);
     /* The CUDA device ordinal of dev (-1 on the CPU). */

@@ -233,41 +233,56 @@ static void record_launch(device_queue *d, chill_request **batch, int n) {
     }
 }
 
-/* Runs one launch and fills every request's status (not done() yet). */
+static void finish(chill_request *r, chill_status st, const chill_error *err, uint64_t t_end, int n) {
+    r->status = st;
+    r->http_status = http_status_of(st);
+    snprintf(r->error, sizeof r->error, "%s", st == CHILL_OK ? "" : err->message);
+    r->t_end_ns = t_end;
+    r->batch_size = n;
+}
+
+/* Packs the batch into the device's staging buffer, runs it as one varlen
+ * launch and splits the outputs back into each request's buffers. */
+static chill_status run_packed(device_queue *d, chill_request **batch, int n, chill_error *err) {
+    chill_backend *b = d->s->b;
+    chill_pack_layout l;
+    chill_params packed;
+    chill_pack_plan(batch, n, &l);
+    void *staging = b->staging(b, d->index, l.bytes, err->message, sizeof err->message);
+    if (staging == NULL)
+        return CHILL_ERR_INVALID;
+    chill_pack(batch, n, &l, staging, &packed);
+    chill_staged staged = {staging, l.off_out, l.off_out, l.bytes - l.off_out};
+    chill_status st = b->forward(b, d->index, &packed, &staged, err);
+    if (st == CHILL_OK)
+        chill_unpack(batch, n, &l, staging);
+    return st;
+}
+
+/* Runs one batch and fills every request's status (not done() yet). Tensors
+ * already in device memory run where they lie; a device that computes on host
+ * memory (the CPU) runs each request of the batch on its own tensors, since a
+ * packed launch would only add the copies; others get one packed launch. */
 static void run_batch(device_queue *d, chill_request **batch, int n) {
     chill_backend *b = d->s->b;
     chill_error err = {0};
-    chill_status st;
+    chill_status worst = CHILL_OK;
     uint64_t t0 = chill_now_ns();
     for (int i = 0; i < n; i++)
         batch[i]->t_start_ns = t0;
-    if (batch[0]->device >= 0 || (n == 1 && b->computes_on_host)) {
-        st = b->forward(b, d->index, &batch[0]->params, NULL, &err);
-    } else {
-        chill_pack_layout l;
-        chill_params packed;
-        chill_pack_plan(batch, n, &l);
-        void *staging = b->staging(b, d->index, l.bytes, err.message, sizeof err.message);
-        if (staging == NULL) {
-            st = CHILL_ERR_INVALID;
-        } else {
-            chill_pack(batch, n, &l, staging, &packed);
-            chill_staged staged = {staging, l.off_out, l.off_out, l.bytes - l.off_out};
-            st = b->forward(b, d->index, &packed, &staged, &err);
-            if (st == CHILL_OK)
-                chill_unpack(batch, n, &l, staging);
+    if (batch[0]->device >= 0 || b->computes_on_host) {
+        for (int i = 0; i < n; i++) {
+            chill_status st = b->forward(b, d->index, &batch[i]->params, NULL, &err);
+            finish(batch[i], st, &err, chill_now_ns(), n);
+            worst = st == CHILL_OK ? worst : st;
         }
+    } else {
+        worst = run_packed(d, batch, n, &err);
+        uint64_t t1 = chill_now_ns();
+        for (int i = 0; i < n; i++)
+            finish(batch[i], worst, &err, t1, n);
     }
-    uint64_t t1 = chill_now_ns();
-    for (int i = 0; i < n; i++) {
-        chill_request *r = batch[i];
-        r->status = st;
-        r->http_status = http_status_of(st);
-        snprintf(r->error, sizeof r->error, "%s", st == CHILL_OK ? "" : err.message);
-        r->t_end_ns = t1;
-        r->batch_size = n;
-    }
-    if (st == CHILL_ERR_DEVICE || !b->healthy(b, d->index)) {
+    if (worst == CHILL_ERR_DEVICE || !b->healthy(b, d->index)) {
         chill_log(CHILL_LOG_ERROR, "device_failed", "device=%s error=\"%s\"", d->name, err.message);
         pthread_mutex_lock(&d->s->lock);
         d->healthy = 0;
