@@ -142,6 +142,16 @@ class Chilld:
         with open(self.log_path, "rb") as f:
             return needle in f.read()
 
+    def wait_log(self, needle, timeout=10.0):
+        """Whether needle shows up in chilld's log within timeout seconds: chilld
+        may log an event just after it has answered the client."""
+        end = time.monotonic() + timeout * SLOW
+        while not self.log_contains(needle):
+            if time.monotonic() > end:
+                return False
+            time.sleep(0.02)
+        return True
+
     def log_text(self):
         if not self.log.closed:
             self.log.flush()

@@ -235,7 +235,8 @@ def test_peer_not_on_allow_list():
         c = Conn(path)
         assert c.welcome["code"] == 403 and "allow_uids" in c.welcome["message"], c.welcome
         c.close()
-        assert "uds_refused" in s.log_text() and f"uid={os.geteuid()}" in s.log_text()
+        assert s.wait_log(b"event=uds_refused"), s.log_text()
+        assert f"uid={os.geteuid()}" in s.log_text()
         assert s.get("/v2/health/ready")[0] == 200
 
 
