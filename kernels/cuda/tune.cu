@@ -31,7 +31,7 @@ __global__ void chill_tune_fill(uint16_t *x, size_t n, uint32_t seed, int bf16) 
 static chill_status chill_tune_cuda(cudaError_t e, const char *what, chill_error *err) {
     if (e == cudaSuccess)
         return CHILL_OK;
-    return chill_fail(err, CHILL_ERR_DEVICE, "chillctl tune: %s failed: %s", what, cudaGetErrorString(e));
+    return chill_fail(err, CHILL_ERR_DEVICE, "%s failed: %s", what, cudaGetErrorString(e));
 }
 
 /* Median milliseconds of reps launches of config on p. */
@@ -77,7 +77,7 @@ static chill_status chill_tune_write(const char *dir, int arch, const char *devi
     int rc = root == NULL ? -1 : json_dump_file(root, path, JSON_INDENT(2));
     json_decref(root);
     if (rc != 0)
-        return chill_fail(err, CHILL_ERR_INVALID, "chillctl tune: cannot write %s (does the directory exist?)", path);
+        return chill_fail(err, CHILL_ERR_INVALID, "cannot write %s (does the directory exist?)", path);
     fprintf(stderr, "wrote %s\n", path);
     return CHILL_OK;
 }
