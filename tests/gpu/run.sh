@@ -15,7 +15,7 @@ if ! python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else
     echo "no GPU visible to PyTorch (or no PyTorch): skipping GPU tests"
     exit 0
 fi
-if ! nm -D "$CHILL_LIB" 2>/dev/null | grep -q chill_cuda_forward; then
+if ! python3 -c 'import ctypes, sys; ctypes.CDLL(sys.argv[1]).chill_cuda_forward' "$CHILL_LIB" 2>/dev/null; then
     echo "$CHILL_LIB was built without CUDA (nvcc missing or CHILL_CUDA=0): rebuild with nvcc to run GPU tests" >&2
     exit 1
 fi
