@@ -164,7 +164,7 @@ def attention(q, k, v, mask="full", *, layout="BHTD", sm_scale=None, q_offset=No
         if len(Q.shape) != 3 or len(K.shape) != 3:
             raise ChillError(1, f"packed q, k, v are [total, heads, head_dim]; got q {Q.shape}, k {K.shape}")
         # seq_q and seq_k of a packed call are the row counts of the packed tensors.
-        batch, hq, hk, d = int(cu_seqlens_q.shape[0]) - 1, Q.shape[1], K.shape[1], Q.shape[2]
+        batch, hq, hk, d = len(cu_seqlens_q) - 1, Q.shape[1], K.shape[1], Q.shape[2]
         tq, tk = Q.shape[0], K.shape[0]
         dims = lambda a: (0, a.strides[1], a.strides[0])  # noqa: E731
         out_shape, lse_shape = Q.shape, (hq, Q.shape[0])
