@@ -3,7 +3,8 @@
  * median time of repeated chill_forward() calls, the effective GFLOP/s
  * (4 * D * attended pairs / time) and its share of this machine's fp32 FMA
  * peak, measured in the same run by a loop of independent FMAs on every
- * thread. For the banded masks it also prints how the time grows with T.
+ * thread. For the banded masks it also prints how the time grows with T,
+ * up to T 16384 at fp32 and D 128.
  *
  *   bench_cpu [--threads N] [--isa scalar|avx2|avx512] [--quick]
  *
@@ -130,6 +131,23 @@ static void time_runs(const chill_params *p, double budget_s, double *median, do
     *fastest = times[0];
 }
 
+/* One call of B 1, H 8: its median and fastest seconds and its FLOPs. */
+static void run_shape(chill_mask mask, chill_dtype type, int64_t T, int64_t D, double budget_s, double *median,
+                      double *fastest, double *flop) {
+    int64_t H = 8;
+    size_t n = (size_t)(H * T * D), es = chill_dtype_size(type);
+    void *q = malloc(n * es), *k = malloc(n * es), *v = malloc(n * es), *o = malloc(n * es);
+    fill(q, type, n), fill(k, type, n), fill(v, type, n);
+    chill_params p;
+    chill_params_init(&p);
+    p.dtype = type, p.batch = 1, p.heads_q = p.heads_kv = H, p.seq_q = p.seq_k = T;
+    p.head_dim = D, p.mask = mask;
+    p.q.data = q, p.k.data = k, p.v.data = v, p.out.data = o;
+    time_runs(&p, budget_s, median, fastest);
+    *flop = 4.0 * (double)D * (double)chill_attended_pairs(&p);
+    free(q), free(k), free(v), free(o);
+}
+
 int main(int argc, char **argv) {
     int threads = 0, quick = 0;
     const char *isa = NULL;
@@ -167,24 +185,13 @@ int main(int argc, char **argv) {
             for (int di = 0; di < 2; di++) {
                 double t_of[2];
                 for (int si = 0; si < 2; si++) {
-                    int64_t T = seqs[si], D = dims[di], H = 8;
-                    size_t n = (size_t)(H * T * D), es = chill_dtype_size(types[ti]);
-                    void *q = malloc(n * es), *k = malloc(n * es), *v = malloc(n * es), *o = malloc(n * es);
-                    fill(q, types[ti], n), fill(k, types[ti], n), fill(v, types[ti], n);
-                    chill_params p;
-                    chill_params_init(&p);
-                    p.dtype = types[ti], p.batch = 1, p.heads_q = p.heads_kv = H, p.seq_q = p.seq_k = T;
-                    p.head_dim = D, p.mask = masks[m];
-                    p.q.data = q, p.k.data = k, p.v.data = v, p.out.data = o;
-                    double t, fastest;
-                    time_runs(&p, quick ? 0.2 : 1.0, &t, &fastest);
-                    double gflops = 4.0 * (double)D * (double)chill_attended_pairs(&p) / t / 1e9;
+                    double t, fastest, flop;
+                    run_shape(masks[m], types[ti], seqs[si], dims[di], quick ? 0.2 : 1.0, &t, &fastest, &flop);
                     printf("| %s | %s | %lld | %lld | %.3f | %.1f | %.0f%% |\n", mask_names[m],
-                           chill_dtype_name(types[ti]), (long long)T, (long long)D, t * 1e3, gflops,
-                           100.0 * gflops / peak);
+                           chill_dtype_name(types[ti]), (long long)seqs[si], (long long)dims[di], t * 1e3,
+                           flop / t / 1e9, 100.0 * flop / t / 1e9 / peak);
                     fflush(stdout);
                     t_of[si] = fastest;
-                    free(q), free(k), free(v), free(o);
                 }
                 growth[m][ti][di] = t_of[1] / t_of[0];
             }
@@ -196,5 +203,21 @@ int main(int argc, char **argv) {
             for (int di = 0; di < 2; di++)
                 printf("| %s | %s | %lld | %.2f | %.2f |\n", mask_names[m], chill_dtype_name(types[ti]),
                        (long long)dims[di], growth[m][ti][di], sqrt(growth[m][ti][di]));
+
+    printf("\nThe banded masks at longer T (FP32, D 128, fastest runs), each T against half of it:\n\n"
+           "| mask | T | fastest ms | x previous T |\n|---|---|---|---|\n");
+    for (int m = 0; m < 3; m += 2) {
+        double prev = 0;
+        for (int64_t T = 1024; T <= 16384; T *= 2) {
+            double t, fastest, flop;
+            run_shape(masks[m], CHILL_F32, T, 128, quick ? 0.2 : 0.5, &t, &fastest, &flop);
+            char ratio[16] = "-";
+            if (prev > 0)
+                snprintf(ratio, sizeof ratio, "%.2f", fastest / prev);
+            printf("| %s | %lld | %.3f | %s |\n", mask_names[m], (long long)T, fastest * 1e3, ratio);
+            fflush(stdout);
+            prev = fastest;
+        }
+    }
     return 0;
 }
