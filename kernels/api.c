@@ -5,13 +5,19 @@
  * written, so kernels see only valid calls with their strides and sm_scale
  * filled in. The choices it makes for the whole library: seq_q and seq_k are at
  * least 1 (per-sequence lengths may be 0: such rows attend no key); strides are
- * never negative; seq_lens and cu_seqlens are host memory; with cu_seqlens,
- * seq_lens (optional) count the valid rows of each packed sequence. */
+ * never negative; with cu_seqlens, seq_lens (optional) count the valid rows
+ * of each packed sequence. seq_lens and cu_seqlens are checked when they are
+ * host memory; a CUDA call may pass them in device memory instead, and then
+ * its kernel reads them in place. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+
+#ifdef CHILL_WITH_CUDA
+#include <cuda_runtime_api.h>
+#endif
 
 #include "backend.h"
 #include "registry.h"
@@ -121,9 +127,34 @@ static chill_status check_mask(const chill_mask *m, chill_error *err) {
             return s_;                \
     } while (0)
 
+#ifdef CHILL_WITH_CUDA
+/* Whether any of the call's lengths and offsets is device memory. A CUDA call
+ * may pass them so (its kernel reads them in place); they cannot be read, so
+ * not checked, here. */
+static int lengths_on_device(const chill_params *p) {
+    const int32_t *arrays[] = {p->seq_lens_q, p->seq_lens_k, p->cu_seqlens_q, p->cu_seqlens_k};
+    for (int i = 0; i < 4; i++) {
+        struct cudaPointerAttributes a;
+        if (arrays[i] == NULL)
+            continue;
+        if (cudaPointerGetAttributes(&a, arrays[i]) != cudaSuccess)
+            cudaGetLastError(); /* not known to CUDA: host memory */
+        else if (a.type == cudaMemoryTypeDevice)
+            return 1;
+    }
+    return 0;
+}
+#else
+static int lengths_on_device(const chill_params *p) {
+    (void)p;
+    return 0;
+}
+#endif
+
 /* The call's geometry: extents, heads, lengths, packing, mask and q_offset,
- * all that the attended pairs depend on. */
-static chill_status check_geometry(const chill_params *v, chill_error *err) {
+ * all that the attended pairs depend on; the contents of the length and
+ * offset arrays only when read_arrays. */
+static chill_status check_geometry(const chill_params *v, int read_arrays, chill_error *err) {
     CHECK(check_extent("batch", v->batch, err));
     CHECK(check_extent("heads_q", v->heads_q, err));
     CHECK(check_extent("heads_kv", v->heads_kv, err));
@@ -136,13 +167,13 @@ static chill_status check_geometry(const chill_params *v, chill_error *err) {
     if (packed != (v->cu_seqlens_k != NULL))
         return INVALID("%s is set without %s: packed layouts give both", packed ? "cu_seqlens_q" : "cu_seqlens_k",
                        packed ? "cu_seqlens_k" : "cu_seqlens_q");
-    if (packed) {
+    if (packed && read_arrays) {
         CHECK(check_cu_seqlens("cu_seqlens_q", v->cu_seqlens_q, v->batch, v->seq_q, "seq_q", err));
         CHECK(check_cu_seqlens("cu_seqlens_k", v->cu_seqlens_k, v->batch, v->seq_k, "seq_k", err));
     }
-    if (v->seq_lens_q != NULL)
+    if (v->seq_lens_q != NULL && read_arrays)
         CHECK(check_seq_lens("seq_lens_q", v->seq_lens_q, v->cu_seqlens_q, v->batch, v->seq_q, "seq_q", err));
-    if (v->seq_lens_k != NULL)
+    if (v->seq_lens_k != NULL && read_arrays)
         CHECK(check_seq_lens("seq_lens_k", v->seq_lens_k, v->cu_seqlens_k, v->batch, v->seq_k, "seq_k", err));
     CHECK(check_mask(&v->mask, err));
     if (v->q_offset != CHILL_Q_OFFSET_AUTO && (v->q_offset < -Q_OFFSET_LIMIT || v->q_offset > Q_OFFSET_LIMIT))
@@ -160,7 +191,8 @@ static chill_status validate(const chill_params *p, chill_params *v, chill_error
     if (v->head_dim < CHILL_HEAD_DIM_MIN || v->head_dim > CHILL_HEAD_DIM_MAX || v->head_dim % 8 != 0)
         return INVALID("head_dim = %lld: accepted %d..%d, a multiple of 8", (long long)v->head_dim, CHILL_HEAD_DIM_MIN,
                        CHILL_HEAD_DIM_MAX);
-    CHECK(check_geometry(v, err));
+    int device_lengths = lengths_on_device(v);
+    CHECK(check_geometry(v, !device_lengths, err));
     int packed = v->cu_seqlens_q != NULL;
     size_t es = chill_dtype_size(v->dtype);
     CHECK(check_tensor("q", &v->q, packed, v->batch, v->heads_q, v->seq_q, v->head_dim, es, err));
@@ -170,6 +202,11 @@ static chill_status validate(const chill_params *p, chill_params *v, chill_error
     if (v->lse.data != NULL) {
         CHECK(check_tensor("lse", &v->lse, packed, v->batch, v->heads_q, v->seq_q, 1, sizeof(float), err));
     }
+#ifdef CHILL_WITH_CUDA
+    if (device_lengths && !chill_cuda_owns(v))
+        return INVALID("seq_lens / cu_seqlens are device memory but q is host memory: the CPU kernel reads them "
+                       "from host memory");
+#endif
     if (!isfinite(v->sm_scale) || v->sm_scale < 0.0f)
         return INVALID("sm_scale = %g: accepted a finite value >= 0 (0: 1/sqrt(head_dim))", (double)v->sm_scale);
     if (v->sm_scale == 0.0f)
@@ -216,9 +253,10 @@ static int64_t pairs_of_query(const chill_mask_ops *m, const int64_t *a, int64_t
     return n;
 }
 
-/* Needs only the geometry: tensors, dtype and head_dim are not looked at. */
+/* Needs only the geometry: tensors, dtype and head_dim are not looked at.
+ * Lengths in device memory cannot be counted here: -1, as for an invalid call. */
 int64_t chill_attended_pairs(const chill_params *p) {
-    if (p == NULL || check_geometry(p, NULL) != CHILL_OK)
+    if (p == NULL || lengths_on_device(p) || check_geometry(p, 1, NULL) != CHILL_OK)
         return -1;
     const chill_params v = *p;
     const chill_mask_ops *m = chill_mask_ops_of(&v.mask);
