@@ -258,7 +258,13 @@ __global__ void __launch_bounds__(W * 32, MINB) chill_flash_kernel(const chill_c
             });
         }
 
-        /* Online softmax, rows g and g + 8 of each row tile. */
+        /* Online softmax, rows g and g + 8 of each row tile. The running max
+         * (the base of the exponentials) moves only when a tile's max passes
+         * it by more than 2^8: probabilities stay <= 256, O and the row sum
+         * share the base, so the result is the same, and most tiles skip
+         * rescaling O. */
+        float alpha[MT][2];
+        bool rescale = false;
 #pragma unroll
         for (int mt = 0; mt < MT; mt++)
 #pragma unroll
@@ -270,10 +276,14 @@ __global__ void __launch_bounds__(W * 32, MINB) chill_flash_kernel(const chill_c
                     mx = fmaxf(mx, fmaxf(s[mt][nt][2 * hh], s[mt][nt][2 * hh + 1]));
                 mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
                 mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
-                mx = fmaxf(row_max[mt][hh], mx * a.scale_log2);
-                const float base = mx == -INFINITY ? 0.f : mx;
-                const float alpha = chill_exp2(row_max[mt][hh] - base);
-                row_max[mt][hh] = mx;
+                mx *= a.scale_log2;
+                const float m_old = row_max[mt][hh];
+                const bool grow = mx > m_old + 8.f;
+                const float m = grow ? mx : m_old;
+                const float base = m == -INFINITY ? 0.f : m;
+                alpha[mt][hh] = grow ? chill_exp2(m_old - base) : 1.f;
+                rescale |= grow;
+                row_max[mt][hh] = m;
                 float sum = 0.f;
 #pragma unroll
                 for (int nt = 0; nt < NT; nt++)
@@ -283,13 +293,17 @@ __global__ void __launch_bounds__(W * 32, MINB) chill_flash_kernel(const chill_c
                         s[mt][nt][2 * hh + e] = p;
                         sum += p;
                     }
-                row_sum[mt][hh] = row_sum[mt][hh] * alpha + sum;
-#pragma unroll
-                for (int dt = 0; dt < DT; dt++) {
-                    o[mt][dt][2 * hh] *= alpha;
-                    o[mt][dt][2 * hh + 1] *= alpha;
-                }
+                row_sum[mt][hh] = row_sum[mt][hh] * alpha[mt][hh] + sum;
             }
+        if (__any_sync(0xffffffff, rescale)) {
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+                for (int dt = 0; dt < DT; dt++)
+#pragma unroll
+                    for (int i = 0; i < 4; i++)
+                        o[mt][dt][i] *= alpha[mt][i / 2];
+        }
 
         /* O += P V */
 #pragma unroll

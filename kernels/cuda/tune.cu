@@ -83,7 +83,7 @@ static chill_status chill_tune_write(const char *dir, int arch, const char *devi
 }
 
 extern "C" chill_status chill_cuda_tune(const char *dir, int reps, FILE *log, chill_error *err) {
-    const int B = 4, H = 8, T = 4096, dims[] = {32, 64, 96, 128, 256};
+    const int B = 4, H = 8, T = 8192, dims[] = {32, 64, 96, 128, 256};
     const chill_dtype dtypes[] = {CHILL_F16, CHILL_BF16};
     int device;
     cudaDeviceProp prop;

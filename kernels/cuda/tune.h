@@ -13,7 +13,7 @@ extern "C" {
 #endif
 
 /* For each (dtype, head dim, mask class) with more than one candidate, times
- * them on a representative problem (batch 4, 8 heads, 4096 tokens: causal for
+ * them on a representative problem (batch 4, 8 heads, 8192 tokens: causal for
  * "dense", sliding_window(64,64) for "banded"; median of reps launches after
  * warm-up), logs one line per timing to log, and writes the table of the
  * fastest to path (a directory: path/sm_<arch>.json). */

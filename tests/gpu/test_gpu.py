@@ -257,6 +257,17 @@ def check_errors():
             raise AssertionError(f"no error for {list(change)}: expected {words}")
 
 
+def check_numpy_cpu():
+    """numpy arrays run on the CPU kernel and agree with the GPU on the same inputs."""
+    q = torch.randn(2, 4, 77, 64, device=DEV, dtype=torch.float16)
+    k = torch.randn(2, 2, 90, 64, device=DEV, dtype=torch.float16)
+    gpu = attention(q, k, k, mask="chunkwise(7,2)").float().cpu().numpy()
+    cpu = attention(q.cpu().numpy(), k.cpu().numpy(), k.cpu().numpy(), mask="chunkwise(7,2)")
+    assert type(cpu).__module__ == "numpy" and str(cpu.dtype) == "float16", (type(cpu), cpu.dtype)
+    d = float(abs(cpu.astype("float64") - gpu).max())
+    assert d <= 4e-3, f"CPU and GPU differ by {d:.3g}"
+
+
 def check_graph_capture():
     """The call captures into a CUDA graph: it neither synchronizes nor allocates."""
     q = torch.randn(2, 4, 256, 64, device=DEV, dtype=torch.float16)
@@ -291,7 +302,7 @@ def main():
             failed += 1
             print(f"FAIL {name}: {e}")
     if not reduced:
-        for check in (check_errors, check_graph_capture):
+        for check in (check_errors, check_numpy_cpu, check_graph_capture):
             try:
                 check()
                 print(f"ok   {check.__name__}")
