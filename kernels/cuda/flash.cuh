@@ -7,17 +7,18 @@
  *
  * How (FlashAttention-2): one block per (query tile of BM rows, query head,
  * sequence); each of its W warps owns BM/W rows, 16 per mma tile. The block
- * loads its Q tile once (cp.async into padded shared memory, then ldmatrix into
- * registers when D <= 128), then walks the key tiles of BN rows that the mask's
- * k_range allows, double-buffered with cp.async so tile j+1 loads while tile j
- * computes (one barrier a tile). Per tile: S = Q K^T with mma.sync m16n8k16 (K fragments by
- * ldmatrix), the mask applied only when the tile is not inside the mask's
- * full_k_range (then per row, from bounds computed once per block: see
- * chill_row_bounds in tile.cuh), the online softmax in base 2 (row max and sum kept per thread,
- * reduced over the 4 threads of an mma row group), then O += P V with P
- * re-used from the S registers as the A operand and V by ldmatrix.trans. At the
- * end O is divided by the row sum; a row that attended no key writes zeros and
- * lse = -inf.
+ * loads its Q tile once (cp.async into padded shared memory; ldmatrix into
+ * registers where they fit the register cap, else re-read every key tile),
+ * then walks the key tiles of BN rows that the mask's k_range allows,
+ * double-buffered with cp.async so tile j+1 loads while tile j computes (one
+ * barrier a tile). Per tile: S = Q K^T with mma.sync m16n8k16 (K fragments by
+ * ldmatrix); the mask only when the tile is not inside the mask's
+ * full_k_range, and then per row from bounds computed once per block
+ * (chill_row_bounds in tile.cuh); the online softmax in base 2 (row max and
+ * sum kept per thread, reduced over the 4 threads of an mma row group); then
+ * O += P V with P re-used from the S registers as the A operand and V by
+ * ldmatrix.trans. At the end O is divided by the row sum; a row that attended
+ * no key writes zeros and lse = -inf.
  *
  * Shared memory rows are padded by 16 bytes, so the 8 rows of an ldmatrix fall
  * in 8 different bank groups. Rows past a sequence's end load as zeros
@@ -36,9 +37,9 @@ template <typename T> struct chill_mma;
 template <> struct chill_mma<__half> {
     static __device__ __forceinline__ void run(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
         asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                     "{%0,%1,%2,%3};\n"
-                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+            "{%0,%1,%2,%3};\n"
+            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
     }
     static __device__ __forceinline__ uint32_t pack(float x, float y) {
         __half2 h = __floats2half2_rn(x, y);
@@ -49,9 +50,9 @@ template <> struct chill_mma<__half> {
 template <> struct chill_mma<__nv_bfloat16> {
     static __device__ __forceinline__ void run(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
         asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                     "{%0,%1,%2,%3};\n"
-                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+            "{%0,%1,%2,%3};\n"
+            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
     }
     static __device__ __forceinline__ uint32_t pack(float x, float y) {
         __nv_bfloat162 h = __floats2bfloat162_rn(x, y);

@@ -1,5 +1,6 @@
 /* Inside the CUDA backend: what a kernel launch receives and how the
- * dispatcher (dispatch.cu) finds the kernels (flash_*.cu, naive_f32.cu).
+ * dispatcher (dispatch.cu) finds the kernels (flash_f16.cu, flash_bf16.cu,
+ * flash_f32.cu).
  *
  * A tile configuration is one compiled kernel: a dtype, a head dim, a query
  * tile of bm rows, a key tile of bn rows and a block of warps. Each kernel
@@ -47,7 +48,7 @@ typedef struct chill_cuda_args {
 typedef cudaError_t (*chill_cuda_launch_fn)(const chill_cuda_args *a, int batch, cudaStream_t stream);
 
 typedef struct chill_cuda_config {
-    const char *name;      /* "128x64w4": bm x bn, warps */
+    const char *name;      /* "64x64w4b3": bm x bn, warps, minimum blocks per SM */
     chill_dtype dtype;
     int head_dim;
     int bm, bn, warps;
@@ -64,7 +65,11 @@ extern const int chill_cuda_configs_f32_count;
 
 /* Mask classes of the tuning table: masks whose key range is the whole
  * prefix of the sequence ("dense") and masks of a narrow band ("banded"). */
-typedef enum chill_mask_class { CHILL_MASK_CLASS_DENSE = 0, CHILL_MASK_CLASS_BANDED, CHILL_MASK_CLASS_COUNT } chill_mask_class;
+typedef enum chill_mask_class {
+    CHILL_MASK_CLASS_DENSE = 0,
+    CHILL_MASK_CLASS_BANDED,
+    CHILL_MASK_CLASS_COUNT
+} chill_mask_class;
 
 chill_mask_class chill_cuda_mask_class(const chill_mask *m);
 const char *chill_cuda_mask_class_name(chill_mask_class c);
