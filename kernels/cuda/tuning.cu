@@ -4,7 +4,7 @@
  * `chillctl tune` writes:
  *
  *   {"arch": "sm_90", "device": "NVIDIA H100 80GB HBM3", "entries": [
- *     {"dtype": "FP16", "head_dim": 64, "mask_class": "dense", "config": "128x64w4"}, ...]}
+ *     {"dtype": "FP16", "head_dim": 64, "mask_class": "dense", "config": "64x64w4b3"}, ...]}
  *
  * An entry naming a configuration that is not compiled in is reported on
  * stderr and skipped; where the table has no entry (or no file exists), the
