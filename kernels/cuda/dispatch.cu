@@ -259,7 +259,7 @@ static chill_status chill_cuda_forced_config(const chill_params *p, int arch, co
                       chill_dtype_name(p->dtype), (long long)p->head_dim, list);
 }
 
-extern "C" chill_status chill_cuda_forward(const chill_params *p, chill_error *err) {
+static chill_status chill_cuda_forward_chunk(const chill_params *p, chill_error *err) {
     int arch;
     chill_cuda_args a;
     chill_status st = chill_cuda_prepare(p, &arch, &a, err);
@@ -274,4 +274,42 @@ extern "C" chill_status chill_cuda_forward(const chill_params *p, chill_error *e
         return chill_fail(err, CHILL_ERR_UNSUPPORTED, "no CUDA kernel for %s, head_dim %lld on sm_%d",
                           chill_dtype_name(p->dtype), (long long)p->head_dim, arch);
     return chill_cuda_launch(p, &a, config, err);
+}
+
+/* Sequences b0 .. b0 + n - 1 of p as a call of their own: the padded layout
+ * moves the tensors' starts by b0 batch strides, the packed layout keeps them
+ * and starts its offset arrays at sequence b0. */
+static chill_params chill_cuda_chunk(const chill_params *p, int64_t b0, int64_t n) {
+    chill_params c = *p;
+    c.batch = n;
+    if (p->seq_lens_q != NULL)
+        c.seq_lens_q = p->seq_lens_q + b0;
+    if (p->seq_lens_k != NULL)
+        c.seq_lens_k = p->seq_lens_k + b0;
+    if (p->cu_seqlens_q != NULL) {
+        c.cu_seqlens_q = p->cu_seqlens_q + b0;
+        c.cu_seqlens_k = p->cu_seqlens_k + b0;
+        return c;
+    }
+    size_t elem = chill_dtype_size(p->dtype);
+    c.q.data = (char *)p->q.data + b0 * p->q.stride[0] * (int64_t)elem;
+    c.k.data = (char *)p->k.data + b0 * p->k.stride[0] * (int64_t)elem;
+    c.v.data = (char *)p->v.data + b0 * p->v.stride[0] * (int64_t)elem;
+    c.out.data = (char *)p->out.data + b0 * p->out.stride[0] * (int64_t)elem;
+    if (p->lse.data != NULL)
+        c.lse.data = (char *)p->lse.data + b0 * p->lse.stride[0] * (int64_t)sizeof(float);
+    return c;
+}
+
+/* A call with more sequences than the kernel parameters carry (the daemon's
+ * packed batches can have more) runs as several launches on the same stream,
+ * CHILL_CUDA_INLINE_SEQS sequences each; nothing waits between them. */
+extern "C" chill_status chill_cuda_forward(const chill_params *p, chill_error *err) {
+    for (int64_t b0 = 0; b0 < p->batch; b0 += CHILL_CUDA_INLINE_SEQS) {
+        chill_params c = chill_cuda_chunk(p, b0, std::min<int64_t>(CHILL_CUDA_INLINE_SEQS, p->batch - b0));
+        chill_status st = chill_cuda_forward_chunk(&c, err);
+        if (st != CHILL_OK)
+            return st;
+    }
+    return CHILL_OK;
 }

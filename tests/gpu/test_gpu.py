@@ -109,6 +109,8 @@ def run_case(c):
                  v[ck[b]:ck[b + 1]].transpose(0, 1)) for b in range(B)]
         out = torch.full_like(q, float("nan"))
         kw.update(cu_seqlens_q=cq, cu_seqlens_k=ck)
+        if c.get("host_seqs"):
+            kw.update(cu_seqlens_q=cq.tolist(), cu_seqlens_k=ck.tolist())
         get = lambda o, b: o[cq[b]:cq[b + 1]].transpose(0, 1)  # noqa: E731
         get_lse = lambda l, b: l[:, cq[b]:cq[b + 1]]  # noqa: E731
     else:
@@ -125,6 +127,8 @@ def run_case(c):
             kw["seq_lens_q"] = torch.tensor(lq, dtype=torch.int32, device=DEV)
         if lk != [Tk] * B:
             kw["seq_lens_k"] = torch.tensor(lk, dtype=torch.int32, device=DEV)
+        if c.get("host_seqs"):
+            kw.update({n: kw[n].tolist() for n in ("seq_lens_q", "seq_lens_k") if n in kw})
         kw["layout"] = layout
         get = lambda o, b: view(o)[b, :, :lq[b]]  # noqa: E731
         get_lse = lambda l, b: l[b, :, :lq[b]]  # noqa: E731
@@ -207,6 +211,11 @@ def cases(reduced):
             add(dtype=dt, D=D, Tq=[300] * 2, Tk=[40] * 2, mask=spec)
             add(dtype=dt, D=D, T=1, mask=spec, lse=False)
         add(dtype=dt, D=64, T=1000, B=1, mask="causal", scale=0.3)
+    # more sequences than one launch carries in its parameters (host arrays, as the daemon passes them)
+    lens = [rng.randint(0, 40) for _ in range(300)]
+    add(dtype=torch.float16, D=64, layout="packed", B=300, Tq=lens, Tk=[n + 3 for n in lens], mask="causal",
+        host_seqs=True)
+    add(dtype=torch.bfloat16, D=64, B=300, Tq=lens, Tk=[40] * 300, mask="sliding_window(5,2)", host_seqs=True)
     config_cases(add)
     return out
 
