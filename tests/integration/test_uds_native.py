@@ -39,7 +39,9 @@ def server():
     d = os.path.join("/tmp", f"chill-uds-test.{os.getpid()}")
     os.makedirs(d, exist_ok=True)
     path = os.path.join(d, "chilld.sock")
-    with lib.Chilld({"unix_socket": {"path": path}}) as s:
+    # The queue holds every request test_every_request_answered_once keeps in
+    # flight, so a slow (sanitizer) build answers them, not 503 for overload.
+    with lib.Chilld({"unix_socket": {"path": path}, "batching": {"max_queue_requests": 8192}}) as s:
         s.sock_path = path
         yield s
 
@@ -198,7 +200,8 @@ def test_every_request_answered_once(server):
         seen[r["id"]] = r["code"]
     t.join(60 * lib.SLOW)
     assert sorted(seen) == list(range(1, n + 1))
-    assert all(code == (400 if (i - 1) % 2 else 200) for i, code in seen.items())
+    wrong = {i: code for i, code in seen.items() if code != (400 if (i - 1) % 2 else 200)}
+    assert not wrong, f"{len(wrong)} unexpected codes, e.g. {sorted(wrong.items())[:5]}"
     c.close()
 
 
