@@ -29,8 +29,10 @@ endif
 
 ifeq ($(CHILL_CUDA),1)
 CPPFLAGS += -DCHILL_WITH_CUDA -I$(CUDA_HOME)/include
-NVCCFLAGS ?= -O3 -std=c++17 -lineinfo \
-	-gencode=arch=compute_80,code=sm_80 -gencode=arch=compute_90a,code=sm_90a
+# The GPU architectures compiled in (CUDA_GENCODE="-gencode=arch=compute_90a,code=sm_90a"
+# builds for Hopper alone, half the size).
+CUDA_GENCODE ?= -gencode=arch=compute_80,code=sm_80 -gencode=arch=compute_90a,code=sm_90a
+NVCCFLAGS ?= -O3 -std=c++17 -lineinfo $(CUDA_GENCODE)
 NVCCFLAGS += -Xcompiler -fPIC,-Wall,-Werror -Ikernels -Imasks --expt-relaxed-constexpr
 LDLIBS_CHILL += -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lrt -lstdc++
 endif

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make test-gpu`: the GPU differential tests (test_gpu.py, every case) and
-# compute-sanitizer memcheck and racecheck over a reduced set, against
+# `make test-gpu`: the GPU differential tests (test_gpu.py, every case), the
+# CUDA shared-memory test and the daemon's integration suite on the CUDA
+# backend, and compute-sanitizer memcheck and racecheck over a reduced set, against
 # $BUILD/lib/libchill.so. Without a GPU (or without torch) it says so and exits 0.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -23,6 +24,7 @@ fi
 export PYTHONUNBUFFERED=1
 python3 tests/gpu/test_gpu.py
 BUILD=$BUILD python3 tests/gpu/test_cuda_ipc.py  # CUDA shared-memory regions against a real chilld
+CHILLD_TEST_BACKEND=cuda BUILD=$BUILD bash tests/integration/run.sh  # the daemon's whole suite on the CUDA backend
 if command -v compute-sanitizer >/dev/null 2>&1; then
     for tool in memcheck racecheck; do
         echo "== compute-sanitizer --tool $tool (reduced set)"
