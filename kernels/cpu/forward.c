@@ -11,8 +11,9 @@
  * outside its own k_range and applies the predicate, inlined, to the rest;
  * softmax and P.V then run only over the keys of each query block's ranges.
  * fp32 tensors are read in place; fp16 and bf16 rows are converted to fp32
- * once per tile. Rows no query of the call owns (past seq_lens_q, or past the
- * last packed sequence) are written as zeros with lse -inf. */
+ * once per tile. A sequence's rows that attend no key get zeros and lse -inf;
+ * rows no sequence owns (past seq_lens_q, or past the last packed sequence)
+ * are not written. */
 #include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -139,28 +140,6 @@ static int64_t offset_of(const chill_tensor *t, int packed, int64_t b, int64_t h
 
 static void *row_of(const chill_tensor *t, size_t esize, int packed, int64_t b, int64_t h, int64_t row) {
     return (char *)t->data + (size_t)offset_of(t, packed, b, h, row) * esize;
-}
-
-/* Zeros and lse -inf for the rows [r0, r1) of every query head. */
-static void clear_rows(const chill_params *p, int packed, int64_t b, int64_t r0, int64_t r1) {
-    size_t esize = chill_dtype_size(p->dtype);
-    for (int64_t h = 0; h < p->heads_q; h++)
-        for (int64_t r = r0; r < r1; r++) {
-            memset(row_of(&p->out, esize, packed, b, h, r), 0, (size_t)p->head_dim * esize);
-            if (p->lse.data != NULL)
-                *(float *)row_of(&p->lse, sizeof(float), packed, b, h, r) = -INFINITY;
-        }
-}
-
-static void clear_unowned_rows(const chill_params *p) {
-    int packed = p->cu_seqlens_q != NULL;
-    for (int64_t b = 0; b < p->batch; b++) {
-        seq s = seq_of(p, b);
-        int64_t end = packed ? p->cu_seqlens_q[b + 1] : p->seq_q;
-        clear_rows(p, packed, b, s.q_row0 + s.nq, end);
-    }
-    if (packed)
-        clear_rows(p, packed, 0, p->cu_seqlens_q[p->batch], p->seq_q);
 }
 
 /* ---- one work item ------------------------------------------------------- */
@@ -334,7 +313,6 @@ chill_status chill_cpu_forward(const chill_params *p, chill_error *err) {
     J.items = J.item0[p->batch];
     atomic_init(&J.next, 0);
 
-    clear_unowned_rows(p);
     chill_cpu_pool_run(run_items, &J);
     int64_t left = atomic_load(&J.next) < J.items ? J.items - atomic_load(&J.next) : 0;
     free(J.item0);

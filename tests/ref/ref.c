@@ -125,6 +125,10 @@ static void ref_row(const chill_params *p, const seqinfo *s, int64_t h, int64_t 
     int64_t d = p->head_dim, hk = h / (p->heads_q / p->heads_kv);
     double scale = p->sm_scale != 0.0f ? p->sm_scale : 1.0 / sqrt((double)d), mx = -INFINITY;
     int64_t qo = at(&q, s->b, h, s->q_row0 + i);
+    for (int64_t c = 0; c < d; c++)
+        out[c] = 0;
+    if (lse != NULL)
+        *lse = -INFINITY;
     for (int64_t j = 0; j < s->nk; j++) {
         scores[j] = -INFINITY;
         if (!chill_mask_allows(&p->mask, s->off + i, j))
@@ -138,7 +142,7 @@ static void ref_row(const chill_params *p, const seqinfo *s, int64_t h, int64_t 
         mx = fmax(mx, scores[j]);
     }
     if (mx == -INFINITY)
-        return; /* no key: the zeros and -inf already written */
+        return; /* no key: zeros and -inf */
     double sum = 0;
     for (int64_t j = 0; j < s->nk; j++) {
         scores[j] = scores[j] == -INFINITY ? 0 : exp(scores[j] - mx);
@@ -157,14 +161,6 @@ static void ref_row(const chill_params *p, const seqinfo *s, int64_t h, int64_t 
 
 void chill_ref_forward(const chill_params *p, double *out, double *lse) {
     view o = view_of(p, 'o'), l = view_of(p, 'l');
-    for (int64_t b = 0; b < o.nb; b++)
-        for (int64_t h = 0; h < o.nh; h++)
-            for (int64_t r = 0; r < o.nt; r++) {
-                for (int64_t c = 0; c < o.nd; c++)
-                    out[at(&o, b, h, r) + c] = 0;
-                if (lse != NULL)
-                    lse[at(&l, b, h, r)] = -INFINITY;
-            }
     double *scores = malloc((size_t)p->seq_k * sizeof *scores);
     for (int64_t b = 0; b < p->batch; b++) {
         seqinfo s = seq_info(p, b);
@@ -178,52 +174,64 @@ void chill_ref_forward(const chill_params *p, double *out, double *lse) {
 
 /* ---- comparisons ----------------------------------------------------------- */
 
+/* A flag per element among the first n of out (which = 'o') or lse ('l'):
+ * whether a row some sequence owns holds it. */
+static unsigned char *owned(const chill_params *p, char which, size_t n) {
+    view v = view_of(p, which);
+    unsigned char *mine = calloc(n, 1);
+    for (int64_t b = 0; b < p->batch; b++) {
+        seqinfo s = seq_info(p, b);
+        for (int64_t h = 0; h < v.nh; h++)
+            for (int64_t i = 0; i < s.nq; i++)
+                for (int64_t c = 0; c < v.nd; c++)
+                    if ((size_t)(at(&v, s.b, h, s.q_row0 + i) + c) < n)
+                        mine[at(&v, s.b, h, s.q_row0 + i) + c] = 1;
+    }
+    return mine;
+}
+
 double chill_ref_rel_error(const chill_params *p, const double *ref) {
-    view o = view_of(p, 'o');
+    size_t n = chill_ref_span(p, 'o');
+    unsigned char *mine = owned(p, 'o', n);
     double diff = 0, norm = 0;
-    for (int64_t b = 0; b < o.nb; b++)
-        for (int64_t h = 0; h < o.nh; h++)
-            for (int64_t r = 0; r < o.nt; r++)
-                for (int64_t c = 0; c < o.nd; c++) {
-                    int64_t e = at(&o, b, h, r) + c;
-                    double x = chill_ref_value(p->out.data, p->dtype, (size_t)e) - ref[e];
-                    diff += x * x;
-                    norm += ref[e] * ref[e];
-                }
+    for (size_t e = 0; e < n; e++)
+        if (mine[e]) {
+            double x = chill_ref_value(p->out.data, p->dtype, e) - ref[e];
+            diff += x * x;
+            norm += ref[e] * ref[e];
+        }
+    free(mine);
     return norm > 0 ? sqrt(diff / norm) : sqrt(diff);
 }
 
 double chill_ref_lse_error(const chill_params *p, const double *ref) {
-    view l = view_of(p, 'l');
+    size_t n = chill_ref_span(p, 'l');
+    unsigned char *mine = owned(p, 'l', n);
     double worst = 0;
-    for (int64_t b = 0; b < l.nb; b++)
-        for (int64_t h = 0; h < l.nh; h++)
-            for (int64_t r = 0; r < l.nt; r++) {
-                int64_t e = at(&l, b, h, r);
-                double x = ((const float *)p->lse.data)[e];
-                if (isnan(x))
-                    return NAN;
-                if (isinf(x) || isinf(ref[e]))
-                    worst = x == ref[e] ? worst : INFINITY;
-                else
-                    worst = fmax(worst, fabs(x - ref[e]));
-            }
+    for (size_t e = 0; e < n; e++) {
+        if (!mine[e])
+            continue;
+        double x = ((const float *)p->lse.data)[e];
+        if (isnan(x)) {
+            worst = NAN;
+            break;
+        }
+        if (isinf(x) || isinf(ref[e]))
+            worst = x == ref[e] ? worst : INFINITY;
+        else
+            worst = fmax(worst, fabs(x - ref[e]));
+    }
+    free(mine);
     return worst;
 }
 
 size_t chill_ref_stray_writes(const chill_params *p, char which, size_t n) {
-    view v = view_of(p, which);
+    const void *data = view_of(p, which).t->data;
     chill_dtype t = which == 'l' ? CHILL_F32 : p->dtype;
-    unsigned char *mine = calloc(n, 1);
-    for (int64_t b = 0; b < v.nb; b++)
-        for (int64_t h = 0; h < v.nh; h++)
-            for (int64_t r = 0; r < v.nt; r++)
-                for (int64_t c = 0; c < v.nd; c++)
-                    if ((size_t)(at(&v, b, h, r) + c) < n)
-                        mine[at(&v, b, h, r) + c] = 1;
+    unsigned char *mine = owned(p, which, n);
     size_t stray = 0;
     for (size_t i = 0; i < n; i++)
-        stray += !mine[i] && !isnan(chill_ref_value(v.t->data, t, i));
+        stray += !mine[i] && !isnan(chill_ref_value(data, t, i));
     free(mine);
     return stray;
 }

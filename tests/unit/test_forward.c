@@ -4,7 +4,9 @@
  * per-sequence lengths, packed sequences, GQA and MQA, every head_dim class,
  * strided layouts, rows with no key, each instruction-set variant, and one
  * thread against several. The output is poisoned with NaN before each run and
- * nothing outside the tensors may change. Each run prints its seed on failure;
+ * nothing outside the rows the sequences own may change: not the padded rows
+ * past seq_lens_q, not the rows after the last packed sequence, not the gaps
+ * of strided layouts. Each run prints its seed on failure;
  * CHILL_TEST_SEED=<n> replays one. */
 #include <check.h>
 #include <math.h>
@@ -27,7 +29,7 @@ typedef struct spec {
     int64_t batch, hq, hkv, tq, tk, dim;
     enum layout layout;
     int packed;            /* cu_seqlens with random sequence lengths */
-    int lens;              /* seq_lens_q / seq_lens_k, random, 0 included */
+    int lens;              /* seq_lens_q / seq_lens_k, random, 0 included; packed too */
     int64_t q_offset;
     chill_mask mask;
     float sm_scale;
@@ -58,10 +60,16 @@ static void set_strides(chill_tensor *t, enum layout layout, int64_t h, int64_t 
     }
 }
 
-static int32_t *random_lengths(int64_t batch, int64_t max, uint64_t *rng) {
+/* Random lengths in [0, max] (packed: [0, the sequence's packed length]),
+ * the first one short of its bound when it can be, so that every call with
+ * lengths has rows past one. */
+static int32_t *random_lengths(int64_t batch, int64_t max, const int32_t *cu, uint64_t *rng) {
     int32_t *l = malloc((size_t)batch * sizeof *l);
-    for (int64_t b = 0; b < batch; b++)
-        l[b] = (int32_t)(chill_ref_rand(rng) % (uint64_t)(max + 1));
+    for (int64_t b = 0; b < batch; b++) {
+        int64_t bound = cu != NULL ? cu[b + 1] - cu[b] : max;
+        int64_t choices = b == 0 && bound > 0 ? bound : bound + 1; /* 0 .. bound, the first below it */
+        l[b] = (int32_t)(chill_ref_rand(rng) % (uint64_t)choices);
+    }
     return l;
 }
 
@@ -115,9 +123,10 @@ static call *call_build(spec s) {
         p->seq_q = total_q + 3; /* rows after the last sequence: owned by none */
         p->seq_k = total_k + 1;
         p->cu_seqlens_q = c->cu_q, p->cu_seqlens_k = c->cu_k;
-    } else if (s.lens) {
-        c->len_q = random_lengths(s.batch, s.tq, &rng);
-        c->len_k = random_lengths(s.batch, s.tk, &rng);
+    }
+    if (s.lens) {
+        c->len_q = random_lengths(s.batch, s.tq, c->cu_q, &rng);
+        c->len_k = random_lengths(s.batch, s.tk, c->cu_k, &rng);
         p->seq_lens_q = c->len_q, p->seq_lens_k = c->len_k;
     }
     set_strides(&p->q, s.layout, p->heads_q, p->seq_q, p->head_dim);
@@ -276,6 +285,8 @@ START_TEST(packed_sequences) {
             check_spec(s);
             s.q_offset = 4; /* one offset for every sequence */
             check_spec(s);
+            s.lens = 1; /* and fewer valid rows and keys than packed */
+            check_spec(s);
         }
 }
 END_TEST
@@ -322,6 +333,25 @@ START_TEST(rows_without_keys) {
 }
 END_TEST
 
+/* Rows no sequence owns are the caller's and stay as they were (NaN here:
+ * call_check counts any change as a stray write): padded rows past
+ * seq_lens_q, rows after the last packed sequence, a packed sequence's rows
+ * past its seq_lens_q; in every dtype and layout. */
+START_TEST(unowned_rows_untouched) {
+    chill_mask causal = {CHILL_MASK_causal, {0}};
+    for (int layout = BHTD; layout <= GAPPED; layout++)
+        for (int t = CHILL_F32; t <= CHILL_BF16; t++) {
+            spec s = {(chill_dtype)t, 3, 2, 1, 40, 50, 32, (enum layout)layout, 0, 1, CHILL_Q_OFFSET_AUTO,
+                      causal, 0, 0};
+            check_spec(s); /* padded: the first sequence is short */
+            s.packed = 1, s.lens = 0;
+            check_spec(s); /* packed: 3 rows after the last sequence */
+            s.lens = 1;
+            check_spec(s); /* packed, with lengths inside the sequences */
+        }
+}
+END_TEST
+
 START_TEST(explicit_scales) {
     uint64_t rng = next_seed();
     const float scales[] = {1e-3f, 0.5f, 3.0f};
@@ -352,7 +382,7 @@ START_TEST(every_isa) {
 END_TEST
 
 /* Everything at once, drawn at random: mask and arguments, dtype, layout,
- * lengths or packing, offsets, head grouping, head_dim, scale. */
+ * lengths, packing or both, offsets, head grouping, head_dim, scale. */
 START_TEST(random_calls) {
     uint64_t rng = next_seed();
     const int64_t offsets[] = {CHILL_Q_OFFSET_AUTO, CHILL_Q_OFFSET_AUTO, 0, -30, 45};
@@ -364,7 +394,7 @@ START_TEST(random_calls) {
         s.batch = pick(&rng, 1, 3);
         s.hkv = pick(&rng, 1, 2), s.hq = s.hkv * pick(&rng, 1, 3);
         s.packed = pick(&rng, 0, 2) == 0;
-        s.lens = !s.packed && pick(&rng, 0, 1);
+        s.lens = pick(&rng, 0, 1);
         s.q_offset = offsets[pick(&rng, 0, 4)];
         s.sm_scale = pick(&rng, 0, 1) ? 0.0f : (float)pick(&rng, 1, 30) / 10.0f;
         check_spec(s);
@@ -468,6 +498,7 @@ Suite *chill_test_suite(void) {
     tcase_add_test(tc, every_head_dim);
     tcase_add_test(tc, strided_layouts);
     tcase_add_test(tc, rows_without_keys);
+    tcase_add_test(tc, unowned_rows_untouched);
     tcase_add_test(tc, explicit_scales);
     tcase_add_test(tc, every_isa);
     tcase_add_test(tc, random_calls);
