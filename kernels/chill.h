@@ -14,6 +14,12 @@
  * cu_seqlens the layout is packed instead: sequence b owns token rows
  * cu_seqlens[b] .. cu_seqlens[b+1]-1 and the batch stride is unused.
  *
+ * Rows: sequence b owns its first seq_lens_q[b] query rows (without
+ * seq_lens_q: all seq_q of them, or all its packed rows). An owned row that
+ * attends no key gets zeros in out and -inf in lse. Rows no sequence owns
+ * (past seq_lens_q[b], or after cu_seqlens_q[batch]) are not written, on the
+ * CPU and on the GPU: they keep what the caller left there.
+ *
  * Errors: every function that can fail returns a chill_status and, when err is
  * not NULL, fills err->message with what was wrong and what is accepted. On an
  * invalid argument nothing is written. */
@@ -60,6 +66,9 @@ typedef struct chill_tensor {
 #define CHILL_HEAD_DIM_MIN 16
 #define CHILL_HEAD_DIM_MAX 256
 
+/* One call. out and lse are written only in the query rows the sequences
+ * own: rows past a sequence's length (seq_lens_q, cu_seqlens_q) keep what the
+ * caller left there. */
 typedef struct chill_params {
     chill_dtype dtype;
     int64_t batch, heads_q, heads_kv, seq_q, seq_k, head_dim;
@@ -79,11 +88,17 @@ typedef struct chill_params {
 /* Zeroed parameters with q_offset = auto and the full mask. */
 void chill_params_init(chill_params *p);
 
-/* Runs the attention forward pass described by p. */
+/* Runs the attention forward pass described by p: writes out (and lse) in
+ * the rows the sequences own and nowhere else; rows past a sequence's length
+ * are not written. */
 chill_status chill_forward(const chill_params *p, chill_error *err);
 
 /* Attended (query, key) pairs of the call, summed over batch and query heads:
- * the FLOPs are 4 * head_dim * this. */
+ * the FLOPs are 4 * head_dim * this. Reads only the geometry (extents, heads,
+ * lengths, offsets, mask, q_offset), not the tensors. Returns -1 when p is
+ * NULL, when any of that geometry is invalid (chill_forward() would refuse
+ * it), or when seq_lens or cu_seqlens are in device memory, where they cannot
+ * be counted. */
 int64_t chill_attended_pairs(const chill_params *p);
 
 /* The CPU thread pool: n threads (0: one per core). Returns the count in use. */
