@@ -283,6 +283,16 @@ int64_t chill_attended_pairs(const chill_params *p) {
     return total;
 }
 
+int chill_gpu_supports(chill_dtype dtype, int64_t head_dim) {
+#ifdef CHILL_WITH_CUDA
+    return chill_cuda_supports(dtype, head_dim);
+#else
+    (void)dtype;
+    (void)head_dim;
+    return 0;
+#endif
+}
+
 int chill_device_healthy(void) {
 #ifdef CHILL_WITH_CUDA
     return chill_cuda_healthy();

@@ -15,6 +15,8 @@ int chill_cuda_owns(const chill_params *p);
 /* The CUDA kernels (kernels/cuda/): launches on p->stream, does not wait. */
 chill_status chill_cuda_forward(const chill_params *p, chill_error *err);
 int chill_cuda_healthy(void);
+/* Whether the CUDA kernels take calls of this dtype and head dim. */
+int chill_cuda_supports(chill_dtype dtype, int64_t head_dim);
 #endif
 
 /* Fills err (when not NULL) and returns status; message in printf form. */

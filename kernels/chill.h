@@ -104,6 +104,11 @@ int64_t chill_attended_pairs(const chill_params *p);
 /* The CPU thread pool: n threads (0: one per core). Returns the count in use. */
 int chill_set_num_threads(int n);
 
+/* Whether this build's GPU kernels take calls of this dtype and head dim
+ * (the CPU kernel takes every head dim from 16 to 256, multiple of 8);
+ * 0 in a build without CUDA. */
+int chill_gpu_supports(chill_dtype dtype, int64_t head_dim);
+
 /* Whether the current CUDA device can still run work (false after a sticky
  * error, or with no GPU at all). */
 int chill_device_healthy(void);

@@ -3,7 +3,8 @@
  * size, both allocated at start so the request path never allocates. A
  * staged launch is one host-to-device copy of the packed inputs, the kernel,
  * and one device-to-host copy of the outputs, all on the device's stream
- * (cu_seqlens stay in host memory, where libchill reads them).
+ * (cu_seqlens stay in host memory, where libchill reads them). Head dims the
+ * GPU kernels do not take run on the CPU kernel, in the staging buffer.
  * After a failure the device is asked whether it can still run work; a sticky
  * error takes it out of service without taking the process down. Built
  * without CUDA, chill_backend_cuda_create() says so and the CPU serves. */
@@ -64,6 +65,11 @@ static chill_status cuda_failed(gpu *g, cudaError_t e, const char *what, chill_e
 
 static chill_status cuda_forward(chill_backend *b, int dev, chill_params *p, const chill_staged *st,
                                  chill_error *err) {
+    /* A shape the GPU kernels do not take (a head dim other than 32, 64, 96,
+     * 128, 256) is computed by the CPU kernel where it already lies, in the
+     * staging buffer: chilld accepts the same requests on every backend. */
+    if (st != NULL && !chill_gpu_supports(p->dtype, p->head_dim))
+        return chill_forward(p, err);
     gpu *g = gpu_of(b, dev);
     cudaError_t e = cudaSetDevice(g->ordinal);
     if (e != cudaSuccess)

@@ -80,6 +80,14 @@ static int chill_cuda_sticky(cudaError_t e) {
     }
 }
 
+extern "C" int chill_cuda_supports(chill_dtype dtype, int64_t head_dim) {
+    (void)dtype; /* every dtype has kernels for every head dim below */
+    for (int d : chill_cuda_head_dims)
+        if (d == head_dim)
+            return 1;
+    return 0;
+}
+
 extern "C" int chill_cuda_healthy(void) {
     int n = 0;
     if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
@@ -155,10 +163,7 @@ chill_status chill_cuda_prepare(const chill_params *p, int *arch, chill_cuda_arg
         return chill_fail(err, CHILL_ERR_DEVICE, "cannot query the current CUDA device: %s", cudaGetErrorString(e));
     }
     *arch = major * 10 + minor;
-    int supported = 0;
-    for (int d : chill_cuda_head_dims)
-        supported |= d == p->head_dim;
-    if (!supported)
+    if (!chill_cuda_supports(p->dtype, p->head_dim))
         return chill_fail(err, CHILL_ERR_UNSUPPORTED,
                           "head_dim %lld is not supported on the GPU; accepted: 32, 64, 96, 128, 256",
                           (long long)p->head_dim);
