@@ -589,6 +589,11 @@ static void set_strides(chill_tensor *t, int bthd, dims x) {
     }
 }
 
+/* Where output s is written: in place in a CUDA shared-memory view, else in a
+ * buffer of the infer (copied to its system region, if any, when encoding).
+ * The buffer starts as what rows past seq_lens answer, since the kernel and
+ * the batcher's unpacking write only the rows the sequences own: out zeros
+ * (own() clears it), lse -inf, like a row with no key. */
 static int place_output(decoder *d, chill_output_spec *s, const char *name, json_t *outputs) {
     if (!s->computed)
         return 200;
@@ -603,6 +608,9 @@ static int place_output(decoder *d, chill_output_spec *s, const char *name, json
     }
     if ((s->data = own(d->inf, s->bytes)) == NULL)
         return fail(d, 503, "output %s: out of memory for %zu bytes", name, s->bytes);
+    if (s == &d->inf->lse)
+        for (size_t i = 0; i < s->bytes / sizeof(float); i++)
+            ((float *)s->data)[i] = -INFINITY;
     return 200;
 }
 

@@ -9,7 +9,10 @@
  * an HTTP status with a message naming the field and the accepted values;
  * decoding never reads outside the body. After the scheduler's done(),
  * chill_infer_encode() writes host shared-memory outputs and builds the
- * response as a JSON header plus binary segments. */
+ * response as a JSON header plus binary segments. Host outputs (in the
+ * response or in a system shared-memory region) answer rows past seq_lens
+ * with zeros in out and -inf in lse; outputs in CUDA shared memory are written
+ * in place by the kernel, and rows past seq_lens keep what the region held. */
 #ifndef CHILL_SERVER_PROTOCOL_H
 #define CHILL_SERVER_PROTOCOL_H
 

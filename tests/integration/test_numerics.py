@@ -2,9 +2,10 @@
 same inputs with DESIGN.md's mask predicates: every mask and every dtype,
 through JSON tensors and the binary extension, with the relative-error
 bounds of the numerics contract (1e-5 fp32, 2e-3 fp16, 1e-2 bf16). Then the
-request parameters that change the result: seq_lens/kv_seq_lens, q_offset,
-sm_scale, return_lse (with empty rows: zeros and -inf), the BTHD layout,
-grouped-query heads, presets and the mask given as a spec string."""
+request parameters that change the result: seq_lens/kv_seq_lens (rows past
+seq_lens: zeros and lse -inf), q_offset, sm_scale, return_lse (with empty
+rows: zeros and -inf), the BTHD layout, grouped-query heads, presets and the
+mask given as a spec string."""
 import zlib
 
 import numpy as np
@@ -70,6 +71,11 @@ def check(server, model, mask, dt, binary, shape=(2, 4, 2, 24, 40, 32), extra=No
         assert np.all(np.isneginf(got_lse[empty])), "an empty row's lse must be -inf"
         full = defined & ~empty
         assert np.allclose(got_lse[full], ref_lse[full], rtol=0, atol=1e-3 if dt == "FP32" else 2e-2)
+    if seq_lens is not None:  # rows past seq_lens: out zeros, lse -inf, on every backend
+        past = np.broadcast_to((np.arange(Tq)[None, :] >= np.asarray(seq_lens)[:, None])[:, None, :], (B, Hq, Tq))
+        assert np.all(np.asarray(got, np.float64)[past] == 0), "rows past seq_lens: out must be zeros"
+        if lse:
+            assert np.all(np.isneginf(got_lse[past])), "rows past seq_lens: lse must be -inf"
     return ref, got
 
 
@@ -83,7 +89,7 @@ def test_every_mask_and_dtype(server, mask, dt, binary):
 @pytest.mark.parametrize("dt", DTYPES)
 def test_seq_lens_and_kv_seq_lens(server, dt):
     check(server, "causal", "causal", dt, True, shape=(3, 2, 2, 16, 20, 16),
-          seq_lens=[16, 5, 1], kv_seq_lens=[20, 9, 12])
+          seq_lens=[16, 5, 1], kv_seq_lens=[20, 9, 12], lse=True)
     check(server, "sliding_window", "sliding_window", dt, True, shape=(3, 2, 1, 16, 20, 16),
           seq_lens=[3, 16, 10], kv_seq_lens=[7, 20, 10])
 

@@ -1,7 +1,8 @@
 """System shared memory against chilld with the stock tritonclient: regions
 made and filled by tritonclient.utils.shared_memory, registered with
 register_system_shared_memory, named by infer inputs and outputs, and the
-results checked against the float64 reference. Then every failure: offsets
+results checked against the float64 reference; rows past seq_lens come back
+in the region as over HTTP (out zeros, lse -inf). Then every failure: offsets
 and sizes outside the region, an unknown region, double registration,
 unregister of an unknown name, unregister while a request uses the region,
 an object truncated by its owner (SIGBUS inside chilld), registration turned
@@ -106,6 +107,31 @@ def test_infer_through_regions(client, mask, args, dt):
         assert np.max(np.abs(r.lse() - ref_lse)) <= 1e-3
         client.unregister_system_shared_memory(r.name)
         assert client.get_system_shared_memory_status() == []
+    finally:
+        r.destroy()
+
+
+def test_rows_past_seq_lens_in_regions(client):
+    """Rows past seq_lens come back in a region as over HTTP: out zeros, lse
+    -inf, written over the NaN the region held."""
+    q, k, v = make(np.random.default_rng(5), dt="FP32")
+    r = Region("io-padded", q, k, v)
+    try:
+        shm.set_shared_memory_region(r.handle, [np.full(q.shape, np.nan, np.float32)], offset=r.off[3])
+        shm.set_shared_memory_region(r.handle, [np.full(q.shape[:3], np.nan, np.float32)], offset=r.off[4])
+        client.register_system_shared_memory(r.name, r.key, r.size)
+        seq_lens, kv_seq_lens = [25, 0], [30, 56]
+        inputs = r.inputs("FP32")
+        for name, lens in (("seq_lens", seq_lens), ("kv_seq_lens", kv_seq_lens)):
+            inputs.append(httpclient.InferInput(name, [2], "INT32"))
+            inputs[-1].set_data_from_numpy(np.asarray(lens, np.int32))
+        client.infer("causal", inputs, outputs=r.outputs(), parameters={"return_lse": True})
+        ref_out, ref_lse = lib.reference(q, k, v, "causal", (), seq_lens=seq_lens, kv_seq_lens=kv_seq_lens)
+        out, lse = r.out(), r.lse()
+        assert lib.rel_error(out, ref_out) <= lib.TOL["FP32"]
+        for b, n in enumerate(seq_lens):
+            assert np.all(out[b, :, n:] == 0) and np.all(np.isneginf(lse[b, :, n:])), f"sequence {b}"
+            assert np.max(np.abs(lse[b, :, :n] - ref_lse[b, :, :n]), initial=0) <= 1e-3
     finally:
         r.destroy()
 

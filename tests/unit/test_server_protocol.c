@@ -1,6 +1,7 @@
 /* The infer protocol (server/protocol.c): a valid binary request decodes into
  * the chill_request it describes (shapes, strides for BTHD, mask and
- * parameters, tensors used in place), JSON tensors convert exactly, the
+ * parameters, tensors used in place, outputs that start as rows past seq_lens
+ * are answered: out zeros, lse -inf), JSON tensors convert exactly, the
  * response encodes as JSON or as a header plus binary segments, and a table
  * of malformed requests each gets its 4xx with a message naming the field.
  * Half-precision conversions round to nearest even. */
@@ -82,6 +83,10 @@ START_TEST(binary_request_decodes_in_place) {
     ck_assert_ptr_nonnull(p->lse.data);
     ck_assert_uint_gt(inf.req.deadline_ns, chill_now_ns());
     ck_assert_int_eq(inf.req.device, -1);
+    for (int i = 0; i < 2 * 4 * 16; i++) /* what rows past seq_lens answer: the kernel leaves them */
+        ck_assert(((const float *)inf.out.data)[i] == 0.0f);
+    for (int i = 0; i < 2 * 4; i++)
+        ck_assert(((const float *)inf.lse.data)[i] == -INFINITY);
 
     /* the response: JSON header with both outputs, out as a binary segment */
     ((float *)inf.out.data)[0] = 1.5f;
