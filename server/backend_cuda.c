@@ -138,6 +138,17 @@ static int gpu_init(gpu *g, int ordinal, size_t bytes, char *err, size_t errlen)
     return 0;
 }
 
+/* A GPU listed more than once in devices.gpus gets a worker per listing;
+ * the repeats are named cuda:N.1, cuda:N.2, ... so logs and metric labels
+ * tell the workers apart. */
+static void name_repeat(gpu *gpus, int i) {
+    int seen = 0;
+    for (int j = 0; j < i; j++)
+        seen += gpus[j].ordinal == gpus[i].ordinal;
+    if (seen > 0)
+        snprintf(gpus[i].name, sizeof gpus[i].name, "cuda:%d.%d", gpus[i].ordinal, seen);
+}
+
 chill_backend *chill_backend_cuda_create(const chill_config *c, char *err, size_t errlen) {
     int count = 0;
     cudaError_t e = cudaGetDeviceCount(&count);
@@ -162,6 +173,7 @@ chill_backend *chill_backend_cuda_create(const chill_config *c, char *err, size_
             cuda_destroy(b);
             return NULL;
         }
+        name_repeat(cb->gpus, i);
         chill_log(CHILL_LOG_INFO, "backend", "kind=cuda device=%s pool_bytes=%zu", cb->gpus[i].name, cb->pool_bytes);
     }
     b->kind = "cuda";

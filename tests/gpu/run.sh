@@ -25,6 +25,14 @@ export PYTHONUNBUFFERED=1
 python3 tests/gpu/test_gpu.py
 BUILD=$BUILD python3 tests/gpu/test_cuda_ipc.py  # CUDA shared-memory regions against a real chilld
 CHILLD_TEST_BACKEND=cuda BUILD=$BUILD bash tests/integration/run.sh  # the daemon's whole suite on the CUDA backend
+# Several devices: every GPU when there are two or more, else the one GPU
+# listed twice, so the per-device workers and dispatch run either way.
+n_gpus=$(nvidia-smi -L | grep -c GPU)
+gpus=$(seq -s, 0 $((n_gpus - 1)))
+[ "$n_gpus" -ge 2 ] || gpus=0,0
+for t in test_devices test_batching test_numerics; do
+    CHILLD_TEST_BACKEND=cuda CHILLD_TEST_GPUS=$gpus CHILLD_TEST_ONLY=$t BUILD=$BUILD bash tests/integration/run.sh
+done
 if command -v compute-sanitizer >/dev/null 2>&1; then
     for tool in memcheck racecheck; do
         echo "== compute-sanitizer --tool $tool (reduced set)"
