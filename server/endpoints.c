@@ -41,9 +41,11 @@ static int is(const char *method, const char *want, chill_reply *r, const char *
 }
 
 static char *server_metadata(const chill_route_ctx *ctx) {
-    json_t *ext = json_pack("[s,s,s,s,s,s]", "binary_tensor_data", "parameters", "statistics", "model_repository",
-                            "model_configuration", "system_shared_memory");
-    if (strcmp(chill_scheduler_backend(ctx->s), "cuda") == 0)
+    json_t *ext = json_pack("[s,s,s,s,s]", "binary_tensor_data", "parameters", "statistics", "model_repository",
+                            "model_configuration");
+    if (chill_regions_enabled(0))
+        json_array_append_new(ext, json_string("system_shared_memory"));
+    if (chill_regions_enabled(1) && strcmp(chill_scheduler_backend(ctx->s), "cuda") == 0)
         json_array_append_new(ext, json_string("cuda_shared_memory"));
     json_t *j = json_pack("{s:s,s:s,s:o}", "name", "chilld", "version", CHILL_VERSION, "extensions", ext);
     char *s = json_dumps(j, JSON_COMPACT);

@@ -38,6 +38,8 @@ int chill_region_write(const chill_region_view *view, const void *src, size_t si
 /* Whether registration is allowed (config: on by default only on loopback
  * or a Unix socket), set once at start. */
 void chill_regions_configure(int allow_system, int allow_cuda);
+/* Whether registration of system (cuda 0) or CUDA (cuda 1) regions is on. */
+int chill_regions_enabled(int cuda);
 
 /* The HTTP routes /v2/systemsharedmemory/... and /v2/cudasharedmemory/...:
  * returns the HTTP status and sets *response to a malloc'd JSON body. */

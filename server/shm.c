@@ -64,6 +64,8 @@ void chill_regions_configure(int allow_system, int allow_cuda) {
     chill_regions_allow_cuda = allow_cuda;
 }
 
+int chill_regions_enabled(int cuda) { return cuda ? chill_regions_allow_cuda : chill_regions_allow_system; }
+
 /* ---- SIGBUS-safe copies ---------------------------------------------------- */
 
 static __thread sigjmp_buf *volatile chill_bus_jump;
@@ -330,7 +332,7 @@ static int chill_json_u64(json_t *o, const char *key, uint64_t *v) {
 }
 
 static int chill_regions_register(int cuda, const char *name, json_t *body, char **response) {
-    if (!(cuda ? chill_regions_allow_cuda : chill_regions_allow_system))
+    if (!chill_regions_enabled(cuda))
         return chill_regions_fail(response, 403,
                                   "%s shared-memory registration is off in this chilld's config (shared_memory.%s)",
                                   cuda ? "CUDA" : "system", cuda ? "cuda" : "system");

@@ -223,6 +223,7 @@ def test_truncated_region_fails_the_request(client, server):
 
 def test_registration_off_in_config():
     with lib.Chilld({"shared_memory": {"system": False}}) as s:
+        assert "system_shared_memory" not in s.get_json("/v2")["extensions"]
         c = httpclient.InferenceServerClient(url=s.url())
         h = shm.create_shared_memory_region("off", f"/off.{PID}", 4096)
         try:
