@@ -151,8 +151,10 @@ def attention(q, k, v, mask="full", *, layout="BHTD", sm_scale=None, q_offset=No
     """out = softmax(sm_scale q k^T over the mask) v; with return_lse, (out, lse).
 
     out (like q) and lse (float32: [B, Hq, T] padded, [Hq, total_q] packed) may
-    be passed in; otherwise they are allocated. sm_scale defaults to 1/sqrt(D),
-    q_offset to each sequence's key count minus its query count."""
+    be passed in; otherwise they are allocated, uninitialized. Rows past a
+    sequence's length (seq_lens_q, or after the last packed sequence) are not
+    written, as in libchill: they keep what out and lse held. sm_scale defaults
+    to 1/sqrt(D), q_offset to each sequence's key count minus its query count."""
     lib = library()
     Q, K, V = _Array(q, "q"), _Array(k, "k"), _Array(v, "v")
     p = Params()
