@@ -166,6 +166,11 @@ def run_case(c):
                 d = (lb[:, rows].double() - ref_lse[:, rows]).abs().max().item()
                 assert d <= LSE_TOL[dt], f"sequence {b}: lse off by {d:.3g}"
         worst = max(worst, err)
+    if layout != "packed":  # rows past a sequence's length are not written (chill.h)
+        for b in range(B):
+            assert torch.isnan(view(out)[b, :, lq[b]:]).all(), f"sequence {b}: a row past its length was written"
+            if lse is not None:
+                assert torch.isnan(lse[b, :, lq[b]:]).all(), f"sequence {b}: an lse row past its length was written"
     return worst
 
 
