@@ -4,7 +4,7 @@
 # float64 reference), pytest, requests and PyYAML (to parse deploy/), and the
 # stock perf_analyzer load generator as $BUILD/venv/bin/perf_analyzer.
 #
-# The perf-analyzer package on PyPI is only a placeholder here, so the binary
+# The perf-analyzer package on PyPI is an empty 0.1.0 release here, so the binary
 # comes from the last tritonclient wheel that bundled it (2.41.0). It links
 # libcudart.so.12 (from the nvidia-cuda-runtime-cu12 wheel; no GPU needed) and
 # libb64.so.0d (Debian libb64-0d, in deploy/install-deps.sh); a small wrapper
