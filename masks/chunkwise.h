@@ -33,3 +33,6 @@ CHILL_MASK_FN bool chill_chunkwise_may_be_empty(const int64_t *a, int64_t q_lo, 
 }
 
 #endif
+
+/* Its registry entry (outside the guard: see list.h). */
+CHILL_MASK(chunkwise, 2, ("context_size", "back_contexts"), (1, 0))

@@ -1,10 +1,13 @@
-/* The mask registry: one line per mask. Each line names the mask (its header
- * masks/<name>.h defines chill_<name>_*), how many integer arguments it takes,
- * their names in order, and the smallest value each accepts (the largest is
- * CHILL_MASK_ARG_MAX for all). Included with CHILL_MASK defined as needed: the
- * enum in mask.h, the table in registry.c, kernel dispatch. */
-CHILL_MASK(full,           0, (""),                               (0))
-CHILL_MASK(causal,         0, (""),                               (0))
-CHILL_MASK(sliding_window, 2, ("left_context", "right_context"), (0, 0))
-CHILL_MASK(chunkwise,      2, ("context_size", "back_contexts"), (1, 0))
-CHILL_MASK(prefix_lm,      1, ("prefix_size"),                    (0))
+/* The mask registry: one line per mask, the #include of its header. Each
+ * mask header ends, after its include guard, with its registry entry
+ *     CHILL_MASK(name, nargs, (argument names, in order), (smallest value of each))
+ * (the largest is CHILL_MASK_ARG_MAX for all), so including this file with
+ * CHILL_MASK defined builds a table over every mask: the enum in mask.h, the
+ * table in registry.c, the kernels' dispatch. mask.h includes it first with
+ * CHILL_MASK empty, which defines the masks' functions. No include guard: it
+ * is meant to be included many times. */
+#include "full.h"
+#include "causal.h"
+#include "sliding_window.h"
+#include "chunkwise.h"
+#include "prefix_lm.h"

@@ -3,7 +3,8 @@
  * A mask decides which (query, key) pairs attend each other. Positions are
  * absolute: query i of a sequence sits at q_offset + i, key j at j. Every mask
  * is one header (masks/<name>.h) of five inline functions over its integer
- * arguments, plus one line in masks/list.h. Kernels inline them, so a masked
+ * arguments, ending with its registry entry, plus its #include in
+ * masks/list.h. Kernels inline them, so a masked
  * kernel loads nothing more than a dense one:
  *
  *   bool        chill_<m>_allows(a, q, k)              the predicate
@@ -65,13 +66,13 @@ CHILL_MASK_FN int64_t chill_floordiv(int64_t a, int64_t b) {
     return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
 }
 
-#include "full.h"
-#include "causal.h"
-#include "sliding_window.h"
-#include "chunkwise.h"
-#include "prefix_lm.h"
+/* The masks' functions: every header of list.h, once (their registry
+ * entries expand to nothing here). */
+#define CHILL_MASK(name, nargs, arg_names, arg_mins)
+#include "list.h"
+#undef CHILL_MASK
 
-/* The registry: one enum value per line of list.h. */
+/* The registry: one enum value per mask of list.h. */
 enum {
 #define CHILL_MASK(name, nargs, arg_names, arg_mins) CHILL_MASK_##name,
 #include "list.h"

@@ -27,3 +27,6 @@ CHILL_MASK_FN bool chill_prefix_lm_may_be_empty(const int64_t *a, int64_t q_lo, 
 }
 
 #endif
+
+/* Its registry entry (outside the guard: see list.h). */
+CHILL_MASK(prefix_lm, 1, ("prefix_size"), (0))

@@ -24,3 +24,6 @@ CHILL_MASK_FN bool chill_sliding_window_may_be_empty(const int64_t *a, int64_t q
 }
 
 #endif
+
+/* Its registry entry (outside the guard: see list.h). */
+CHILL_MASK(sliding_window, 2, ("left_context", "right_context"), (0, 0))
