@@ -142,14 +142,12 @@ __global__ void __launch_bounds__(W * 32, MINB) chill_flash_kernel(const chill_c
     T *sV = sK + 2 * BN * LD;
     int4 *sRow = reinterpret_cast<int4 *>(sV + 2 * BN * LD); /* per-row bounds for partial tiles */
 
-    const int b = blockIdx.z, h = blockIdx.y;
-    const chill_seq seq = chill_seq_geometry<T>(a, b, h);
-    /* Heavy tiles first: with causal masks the last query tiles do the most. */
-    const int m0 = (gridDim.x - 1 - blockIdx.x) * BM;
-    if (m0 >= seq.q_len)
+    chill_query_tile tile;
+    if (!chill_query_tile_of<T>(a, BM, BN, tile))
         return;
-    const int m_last = min(m0 + BM, seq.q_len) - 1;
-    const chill_tile_span span = chill_span(a.mask, seq.q_off + m0, seq.q_off + m_last, seq.k_len, BN);
+    const chill_seq &seq = tile.seq;
+    const int m0 = tile.m0;
+    const chill_tile_span &span = tile.span;
 
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int g = lane / 4, t = lane % 4;

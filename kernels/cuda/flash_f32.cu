@@ -23,13 +23,12 @@ __global__ void __launch_bounds__(W * 32) chill_flash_f32_kernel(const chill_cud
     float *sV = sK + BN * KLD;    /* [BN][D] */
     float *sQ = sV + BN * D;      /* [W][D] */
 
-    const int b = blockIdx.z, h = blockIdx.y;
-    const chill_seq seq = chill_seq_geometry<float>(a, b, h);
-    const int m0 = (gridDim.x - 1 - blockIdx.x) * W;
-    if (m0 >= seq.q_len)
+    chill_query_tile tile;
+    if (!chill_query_tile_of<float>(a, W, BN, tile))
         return;
-    const int m_last = min(m0 + W, seq.q_len) - 1;
-    const chill_tile_span span = chill_span(a.mask, seq.q_off + m0, seq.q_off + m_last, seq.k_len, BN);
+    const chill_seq &seq = tile.seq;
+    const int m0 = tile.m0;
+    const chill_tile_span &span = tile.span;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int row = m0 + warp;
     const bool live = row < seq.q_len;

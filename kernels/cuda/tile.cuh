@@ -87,6 +87,27 @@ __device__ __forceinline__ chill_tile_span chill_span(const chill_mask &m, int64
     return s;
 }
 
+/* The query tile a block owns: rows [m0, m_last] of sequence blockIdx.z,
+ * query head blockIdx.y, and the key tiles it visits. Blocks take the heavy
+ * tiles first: with causal masks the last query tiles do the most. False
+ * when the tile starts past the sequence's queries (nothing to do). */
+struct chill_query_tile {
+    chill_seq seq;
+    int m0, m_last;
+    chill_tile_span span;
+};
+
+template <typename T>
+__device__ __forceinline__ bool chill_query_tile_of(const chill_cuda_args &a, int bm, int bn, chill_query_tile &t) {
+    t.seq = chill_seq_geometry<T>(a, blockIdx.z, blockIdx.y);
+    t.m0 = (gridDim.x - 1 - blockIdx.x) * bm;
+    if (t.m0 >= t.seq.q_len)
+        return false;
+    t.m_last = min(t.m0 + bm, t.seq.q_len) - 1;
+    t.span = chill_span(a.mask, t.seq.q_off + t.m0, t.seq.q_off + t.m_last, t.seq.k_len, bn);
+    return true;
+}
+
 /* Whether the key tile starting at n0 needs no predicate for this query tile. */
 __device__ __forceinline__ bool chill_tile_is_full(const chill_tile_span &s, int n0, int bn) {
     return n0 >= s.full_lo && (int64_t)n0 + bn - 1 <= s.full_hi;
