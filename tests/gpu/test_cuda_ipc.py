@@ -55,7 +55,9 @@ def check(rc, what):
 
 
 class DeviceRegion:
-    def __init__(self, size):
+    def __init__(self, size, device=0):
+        self.device = device
+        check(rt.cudaSetDevice(device), "cudaSetDevice")
         self.ptr = ctypes.c_void_p()
         check(rt.cudaMalloc(ctypes.byref(self.ptr), ctypes.c_size_t(size)), "cudaMalloc")
         check(rt.cudaMemset(self.ptr, 0xFF, ctypes.c_size_t(size)), "cudaMemset")  # NaN in fp16/fp32
@@ -65,18 +67,21 @@ class DeviceRegion:
         self.size = size
 
     def put(self, offset, a):
+        check(rt.cudaSetDevice(self.device), "cudaSetDevice")
         a = np.ascontiguousarray(a)
         check(rt.cudaMemcpy(ctypes.c_void_p(self.ptr.value + offset), a.ctypes.data_as(ctypes.c_void_p),
                             ctypes.c_size_t(a.nbytes), H2D), "cudaMemcpy H2D")
 
     def get(self, offset, dtype, shape):
         a = np.empty(shape, dtype=dtype)
+        check(rt.cudaSetDevice(self.device), "cudaSetDevice")
         check(rt.cudaDeviceSynchronize(), "cudaDeviceSynchronize")
         check(rt.cudaMemcpy(a.ctypes.data_as(ctypes.c_void_p), ctypes.c_void_p(self.ptr.value + offset),
                             ctypes.c_size_t(a.nbytes), D2H), "cudaMemcpy D2H")
         return a
 
     def free(self):
+        rt.cudaSetDevice(self.device)
         rt.cudaFree(self.ptr)
 
 
@@ -122,12 +127,19 @@ def infer_body(shape, dt, sizes, offs, region, params, overrides=None):
     return {"inputs": inputs, "outputs": outputs, "parameters": dict(params, return_lse=True)}
 
 
-def run_case(server, mask, args, dt, shape, seed):
+def computed_on(server, device):
+    """Launches chilld's worker for GPU device has run (its compute histogram)."""
+    series = lib.parse_metrics(server.metrics())
+    return lib.metric_sum(series, "chill_compute_duration_seconds_count", device=f"cuda:{device}")
+
+
+def run_case(server, mask, args, dt, shape, seed, device=0):
     sizes, offs, total = layout(shape, dt)
-    region = DeviceRegion(total)
-    name = f"ipc-{mask}-{dt}"
+    region = DeviceRegion(total, device)
+    name = f"ipc-{mask}-{dt}-{device}"
+    before = computed_on(server, device)
     try:
-        st, body = register(server, name, region)
+        st, body = register(server, name, region, device=device)
         assert st == 200, (st, body)
         B, H, Hkv, Tq, Tk, D = shape
         q, k, v = lib.make_qkv(np.random.default_rng(seed), B, H, Hkv, Tq, Tk, D, dt)
@@ -142,7 +154,8 @@ def run_case(server, mask, args, dt, shape, seed):
         err = lib.rel_error(out, ref_out)
         assert err <= lib.TOL[dt], f"{mask} {dt}: relative error {err}"
         assert np.max(np.abs(lse - ref_lse)) <= 1e-3, f"{mask} {dt}: lse"
-        print(f"ok: {mask}{args} {dt} {shape}: relative error {err:.2e}")
+        assert computed_on(server, device) == before + 1, f"not computed on cuda:{device}"
+        print(f"ok: {mask}{args} {dt} {shape} on device {device}: relative error {err:.2e}")
         st, body = post(server, f"/v2/cudasharedmemory/region/{name}/unregister", {})
         assert st == 200, (st, body)
     finally:
@@ -190,6 +203,10 @@ def main():
                 print("skip: BF16 (no ml_dtypes)")
                 continue
             run_case(server, mask, args, dt, shape, i)
+        n = ctypes.c_int()
+        check(rt.cudaGetDeviceCount(ctypes.byref(n)), "cudaGetDeviceCount")
+        if n.value >= 2:  # a region registered from device 1 is computed on device 1, where it lies
+            run_case(server, "causal", (), "FP16", (2, 8, 2, 256, 256, 64), 7, device=1)
         failures(server)
     print("test_cuda_ipc: all passed")
 
