@@ -8,7 +8,7 @@
 #   make asan       the same suite under AddressSanitizer + UBSan (build/asan)
 #   make run        build and start chilld on 127.0.0.1:8000 (CPU without a GPU)
 #   make test-gpu   GPU tests (says so and exits 0 where there is no GPU)
-#   make bench-cpu | bench-server | bench-gpu
+#   make bench-cpu | bench-server | bench-gpu | bench-multi-gpu
 
 BUILD    ?= build
 CC       ?= cc
@@ -63,7 +63,7 @@ UNIT_BIN = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_C))
 LDLIBS_SRV = -lmicrohttpd -luv $(LDLIBS_CHILL)
 LDLIBS_CLI = -lcurl -luv $(LDLIBS_CHILL)
 
-.PHONY: all deps test check unit integration asan run test-gpu bench-cpu bench-server bench-gpu clean
+.PHONY: all deps test check unit integration asan run test-gpu bench-cpu bench-server bench-gpu bench-multi-gpu clean
 
 all: $(LIBCHILL_A) $(LIBCHILL_SO) $(if $(wildcard server/main.c),$(CHILLD)) \
      $(if $(CLI_C),$(LIBCLIENT_A) $(LIBCLIENT_SO)) $(if $(CTL_C),$(CHILLCTL))
@@ -149,6 +149,9 @@ bench-server: all
 
 bench-gpu: all
 	BUILD=$(BUILD) bash bench/gpu.sh
+
+bench-multi-gpu: all
+	BUILD=$(BUILD) bash bench/multi_gpu.sh
 
 $(BUILD)/bin/bench_%: $(BUILD)/obj/bench/%.o $(LIBCHILL_A)
 	@mkdir -p $(dir $@)
