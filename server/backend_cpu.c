@@ -1,18 +1,12 @@
 /* The CPU backend: one device, the libchill CPU kernel on its own thread
- * pool. A lone request runs on its own tensors; a batch is staged in an
- * ordinary buffer that grows to the largest launch seen. The CPU never leaves
- * service. */
+ * pool. Every request runs in place on its own tensors, a batch's requests
+ * one after another: the kernel already uses every core for one request, and
+ * packing them would only add copies. The CPU never leaves service. */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "device.h"
 #include "log.h"
-
-typedef struct cpu_backend {
-    chill_backend base;
-    void *staging;
-    size_t staging_bytes;
-} cpu_backend;
 
 static const char *cpu_device_name(chill_backend *b, int dev) {
     (void)b;
@@ -26,26 +20,17 @@ static int cpu_device_ordinal(chill_backend *b, int dev) {
     return -1;
 }
 
-static void *cpu_staging(chill_backend *b, int dev, size_t bytes, char *err, size_t errlen) {
-    cpu_backend *c = (cpu_backend *)b;
-    (void)dev;
-    if (bytes <= c->staging_bytes)
-        return c->staging;
-    void *p = realloc(c->staging, bytes);
-    if (p == NULL) {
-        snprintf(err, errlen, "out of host memory staging a launch of %zu bytes", bytes);
-        return NULL;
-    }
-    c->staging = p;
-    c->staging_bytes = bytes;
-    return p;
+static int cpu_in_place(chill_backend *b, const chill_params *p) {
+    (void)b;
+    (void)p;
+    return 1;
 }
 
-static chill_status cpu_forward(chill_backend *b, int dev, chill_params *p, const chill_staged *staged,
+static chill_status cpu_forward(chill_backend *b, int dev, chill_params *p, const chill_transfer *t,
                                 chill_error *err) {
     (void)b;
     (void)dev;
-    (void)staged;
+    (void)t;
     return chill_forward(p, err);
 }
 
@@ -56,25 +41,21 @@ static int cpu_healthy(chill_backend *b, int dev) {
 }
 
 static uint64_t cpu_memory_used(chill_backend *b, int dev) {
+    (void)b;
     (void)dev;
-    return ((cpu_backend *)b)->staging_bytes;
+    return 0;
 }
 
-static void cpu_destroy(chill_backend *b) {
-    free(((cpu_backend *)b)->staging);
-    free(b);
-}
+static void cpu_destroy(chill_backend *b) { free(b); }
 
 chill_backend *chill_backend_cpu_create(const chill_config *c) {
-    cpu_backend *cb = calloc(1, sizeof *cb);
-    chill_backend *b = &cb->base;
+    chill_backend *b = calloc(1, sizeof *b);
     b->kind = "cpu";
     b->n_devices = 1;
     b->max_launch_bytes = SIZE_MAX;
-    b->computes_on_host = 1;
     b->device_name = cpu_device_name;
     b->device_ordinal = cpu_device_ordinal;
-    b->staging = cpu_staging;
+    b->in_place = cpu_in_place;
     b->forward = cpu_forward;
     b->healthy = cpu_healthy;
     b->memory_used = cpu_memory_used;

@@ -1,10 +1,11 @@
 /* The CUDA backend: one device per configured visible GPU, each with its own
- * stream, a device buffer pool and a pinned host staging buffer of the same
- * size, both allocated at start so the request path never allocates. A
- * staged launch is one host-to-device copy of the packed inputs, the kernel,
- * and one device-to-host copy of the outputs, all on the device's stream
- * (cu_seqlens stay in host memory, where libchill reads them). Head dims the
- * GPU kernels do not take run on the CPU kernel, in the staging buffer.
+ * stream and a device buffer pool allocated at start, so the request path
+ * never allocates device memory. A packed launch is the 2D copies of each
+ * request's inputs straight from its host memory (pinned: server/hostmem.h)
+ * into the pool, the kernel, and the copies of the outputs straight back,
+ * all on the device's stream, then one synchronize (cu_seqlens stay in host
+ * memory, where libchill reads them). Head dims the GPU kernels do not take
+ * run in place on the CPU kernel.
  * After a failure the device is asked whether it can still run work; a sticky
  * error takes it out of service without taking the process down. Built
  * without CUDA, chill_backend_cuda_create() says so and the CPU serves. */
@@ -24,7 +25,6 @@ typedef struct gpu {
     char name[32];
     cudaStream_t stream;
     void *pool;     /* device */
-    void *staging;  /* pinned host */
     int healthy;
 } gpu;
 
@@ -40,19 +40,34 @@ static const char *cuda_device_name(chill_backend *b, int dev) { return gpu_of(b
 
 static int cuda_device_ordinal(chill_backend *b, int dev) { return gpu_of(b, dev)->ordinal; }
 
-static void *cuda_staging(chill_backend *b, int dev, size_t bytes, char *err, size_t errlen) {
+static int cuda_in_place(chill_backend *b, const chill_params *p) {
+    (void)b;
+    return !chill_gpu_supports(p->dtype, p->head_dim);
+}
+
+static void *cuda_buffer(chill_backend *b, int dev, size_t bytes, char *err, size_t errlen) {
     size_t cap = ((cuda_backend *)b)->pool_bytes;
     if (bytes > cap) {
         snprintf(err, errlen, "the launch needs %zu bytes of device memory; the pool holds %zu "
                  "(devices.gpu_pool_bytes)", bytes, cap);
         return NULL;
     }
-    return gpu_of(b, dev)->staging;
+    return gpu_of(b, dev)->pool;
 }
 
-/* The device address of host pointer p inside the staging buffer. */
-static void *on_device(const gpu *g, const chill_staged *st, const void *p) {
-    return p == NULL ? NULL : (char *)g->pool + ((const char *)p - (const char *)st->host);
+/* Queues the copies of list on g's stream, host to device (in) or back. */
+static cudaError_t copy_all(gpu *g, const chill_copy *list, int n, int in) {
+    cudaError_t e = cudaSuccess;
+    for (int i = 0; i < n && e == cudaSuccess; i++) {
+        const chill_copy *c = &list[i];
+        if (in)
+            e = cudaMemcpy2DAsync(c->dev, c->dev_pitch, c->host, c->host_pitch, c->width, c->height,
+                                  cudaMemcpyHostToDevice, g->stream);
+        else
+            e = cudaMemcpy2DAsync(c->host, c->host_pitch, c->dev, c->dev_pitch, c->width, c->height,
+                                  cudaMemcpyDeviceToHost, g->stream);
+    }
+    return e;
 }
 
 /* A CUDA call failed: fills err and checks whether the device survived. */
@@ -63,29 +78,16 @@ static chill_status cuda_failed(gpu *g, cudaError_t e, const char *what, chill_e
     return CHILL_ERR_DEVICE;
 }
 
-static chill_status cuda_forward(chill_backend *b, int dev, chill_params *p, const chill_staged *st,
+static chill_status cuda_forward(chill_backend *b, int dev, chill_params *p, const chill_transfer *t,
                                  chill_error *err) {
-    /* A shape the GPU kernels do not take (a head dim other than 32, 64, 96,
-     * 128, 256) is computed by the CPU kernel where it already lies, in the
-     * staging buffer: chilld accepts the same requests on every backend. */
-    if (st != NULL && !chill_gpu_supports(p->dtype, p->head_dim))
-        return chill_forward(p, err);
     gpu *g = gpu_of(b, dev);
     cudaError_t e = cudaSetDevice(g->ordinal);
     if (e != cudaSuccess)
         return cuda_failed(g, e, "cudaSetDevice", err);
     chill_params dp = *p;
     dp.stream = g->stream;
-    if (st != NULL) {
-        dp.q.data = on_device(g, st, p->q.data);
-        dp.k.data = on_device(g, st, p->k.data);
-        dp.v.data = on_device(g, st, p->v.data);
-        dp.out.data = on_device(g, st, p->out.data);
-        dp.lse.data = on_device(g, st, p->lse.data);
-        e = cudaMemcpyAsync(g->pool, st->host, st->in_bytes, cudaMemcpyHostToDevice, g->stream);
-        if (e != cudaSuccess)
-            return cuda_failed(g, e, "copying the inputs to the device", err);
-    }
+    if (t != NULL && (e = copy_all(g, t->in, t->n_in, 1)) != cudaSuccess)
+        return cuda_failed(g, e, "copying the inputs to the device", err);
     chill_status s = chill_forward(&dp, err);
     if (s != CHILL_OK) {
         if (s == CHILL_ERR_DEVICE)
@@ -93,12 +95,8 @@ static chill_status cuda_forward(chill_backend *b, int dev, chill_params *p, con
         cudaStreamSynchronize(g->stream);
         return s;
     }
-    if (st != NULL) {
-        e = cudaMemcpyAsync((char *)st->host + st->out_offset, (char *)g->pool + st->out_offset, st->out_bytes,
-                            cudaMemcpyDeviceToHost, g->stream);
-        if (e != cudaSuccess)
-            return cuda_failed(g, e, "copying the outputs from the device", err);
-    }
+    if (t != NULL && (e = copy_all(g, t->out, t->n_out, 0)) != cudaSuccess)
+        return cuda_failed(g, e, "copying the outputs from the device", err);
     e = cudaStreamSynchronize(g->stream);
     return e == cudaSuccess ? CHILL_OK : cuda_failed(g, e, "running the kernel", err);
 }
@@ -116,7 +114,6 @@ static void cuda_destroy(chill_backend *b) {
         cudaSetDevice(g->ordinal);
         cudaStreamDestroy(g->stream);
         cudaFree(g->pool);
-        cudaFreeHost(g->staging);
     }
     free(cb->gpus);
     free(cb);
@@ -129,9 +126,8 @@ static int gpu_init(gpu *g, int ordinal, size_t bytes, char *err, size_t errlen)
     snprintf(g->name, sizeof g->name, "cuda:%d", ordinal);
     if ((e = cudaSetDevice(ordinal)) != cudaSuccess ||
         (e = cudaStreamCreateWithFlags(&g->stream, cudaStreamNonBlocking)) != cudaSuccess ||
-        (e = cudaMalloc(&g->pool, bytes)) != cudaSuccess ||
-        (e = cudaHostAlloc(&g->staging, bytes, cudaHostAllocPortable)) != cudaSuccess) {
-        snprintf(err, errlen, "%s: allocating a %zu-byte pool and staging buffer: %s", g->name, bytes,
+        (e = cudaMalloc(&g->pool, bytes)) != cudaSuccess) {
+        snprintf(err, errlen, "%s: allocating a %zu-byte device pool: %s", g->name, bytes,
                  cudaGetErrorString(e));
         return -1;
     }
@@ -180,7 +176,8 @@ chill_backend *chill_backend_cuda_create(const chill_config *c, char *err, size_
     b->max_launch_bytes = cb->pool_bytes;
     b->device_name = cuda_device_name;
     b->device_ordinal = cuda_device_ordinal;
-    b->staging = cuda_staging;
+    b->in_place = cuda_in_place;
+    b->buffer = cuda_buffer;
     b->forward = cuda_forward;
     b->healthy = cuda_healthy;
     b->memory_used = cuda_memory_used;

@@ -36,7 +36,9 @@ static const field listen_fields[] = {
 static const field devices_fields[] = {
     FIELD("cpu_threads", F_INT, cpu_threads, 0, 4096, "threads of the CPU kernel (0: one per core)"),
     FIELD("gpu_pool_bytes", F_U64, gpu_pool_bytes, 1 << 20, INT64_MAX,
-          "device buffer pool per GPU, allocated at start; also the pinned staging size"),
+          "device buffer pool per GPU, allocated at start; the largest launch"),
+    FIELD("pinned_host_bytes", F_U64, pinned_host_bytes, 0, INT64_MAX,
+          "pinned host memory for request tensors with the CUDA backend, reused (0: none; beyond it copies are slower)"),
     {0},
 };
 
@@ -314,6 +316,7 @@ void chill_config_defaults(chill_config *c) {
     c->http_threads = 4;
     c->backend = CHILL_BACKEND_AUTO;
     c->gpu_pool_bytes = (uint64_t)1 << 30;
+    c->pinned_host_bytes = (uint64_t)1 << 30;
     c->batching = 1;
     c->max_queue_delay_us = 0;
     c->max_batch_tokens = 1 << 16;

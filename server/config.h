@@ -38,7 +38,8 @@ typedef struct chill_config {
     int gpus[CHILL_CONFIG_MAX_GPUS];
     int n_gpus;                    /* 0: every visible GPU */
     int cpu_threads;               /* 0: one per core */
-    uint64_t gpu_pool_bytes;       /* device buffer pool per GPU, also the pinned staging size */
+    uint64_t gpu_pool_bytes;       /* device buffer pool per GPU: the largest launch */
+    uint64_t pinned_host_bytes;    /* pinned memory for request tensors (server/hostmem.h) */
     /* batching */
     int batching;                  /* 0: every request is its own launch */
     int64_t max_queue_delay_us;

@@ -4,13 +4,14 @@
  * the scheduler runs one worker thread per device and never calls a device
  * from two threads at once.
  *
- * A launch is staged: the scheduler packs the inputs of its requests into
- * the device's host staging buffer (pinned memory on CUDA), points the params
- * into it, and calls forward(); inputs are the bytes [0, in_bytes) of the
- * buffer and outputs are [out_offset, out_offset + out_bytes). On return the
- * outputs are in the staging buffer. A request whose tensors already live in
- * device memory (CUDA shared memory), and every request on a device that
- * computes on host memory (the CPU), runs in place, with staged NULL. */
+ * A request runs either in place, on the tensors where they lie (every
+ * request on the CPU; CUDA shared-memory tensors on their GPU; shapes the GPU
+ * kernels do not take, on the CUDA backend's CPU fallback), or in a packed
+ * launch: the scheduler lays the launch out in the device's buffer and lists
+ * the rectangular copies that bring each request's inputs there and its
+ * outputs back (server/pack.h); forward() runs the copies in, the kernel and
+ * the copies out. The copies go straight between the request's own host
+ * memory (pinned, server/hostmem.h) and the device, with no staging copy. */
 #ifndef CHILL_SERVER_DEVICE_H
 #define CHILL_SERVER_DEVICE_H
 
@@ -20,27 +21,39 @@
 #include "chill.h"
 #include "config.h"
 
-typedef struct chill_staged {
-    void *host;
-    size_t in_bytes, out_offset, out_bytes;
-} chill_staged;
+/* height rows of width bytes, host_pitch apart in host memory and dev_pitch
+ * apart in the device buffer (the shape of cudaMemcpy2D). */
+typedef struct chill_copy {
+    void *host, *dev;
+    size_t host_pitch, dev_pitch, width, height;
+} chill_copy;
+
+/* The copies of a packed launch: in[] before the kernel, out[] after it. */
+typedef struct chill_transfer {
+    const chill_copy *in, *out;
+    int n_in, n_out;
+} chill_transfer;
 
 typedef struct chill_backend chill_backend;
 
 struct chill_backend {
     const char *kind;     /* "cpu" or "cuda" */
     int n_devices;
-    size_t max_launch_bytes; /* the largest staged launch a device takes */
-    int computes_on_host;    /* 1: the device reads host memory, so requests run in place, unstaged */
+    size_t max_launch_bytes; /* the largest packed launch a device takes */
     /* "cpu", "cuda:0", ... for logs and metric labels */
     const char *(*device_name)(chill_backend *b, int dev);
     /* The CUDA device ordinal of dev (-1 on the CPU). */
     int (*device_ordinal)(chill_backend *b, int dev);
-    /* The staging buffer of dev, at least bytes long, or NULL with a message
-     * when no launch that large fits (the device pool is smaller). */
-    void *(*staging)(chill_backend *b, int dev, size_t bytes, char *err, size_t errlen);
-    /* Runs p on dev and waits for it. */
-    chill_status (*forward)(chill_backend *b, int dev, chill_params *p, const chill_staged *staged,
+    /* Whether p runs in place instead of in a packed launch (p's tensors in
+     * host memory; CUDA shared-memory requests always run in place). */
+    int (*in_place)(chill_backend *b, const chill_params *p);
+    /* The device buffer of dev for a packed launch of bytes, or NULL with a
+     * message when no launch that large fits. NULL on a backend that runs
+     * every request in place. */
+    void *(*buffer)(chill_backend *b, int dev, size_t bytes, char *err, size_t errlen);
+    /* Runs p on dev and waits for it: in place when t is NULL, else the
+     * copies t->in, the kernel on the device buffer, the copies t->out. */
+    chill_status (*forward)(chill_backend *b, int dev, chill_params *p, const chill_transfer *t,
                             chill_error *err);
     /* 0 once a sticky error took dev out of service. */
     int (*healthy)(chill_backend *b, int dev);

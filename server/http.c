@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hostmem.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -38,7 +39,7 @@ typedef struct conn {
     chill_http *h;
     struct MHD_Connection *mc;
     uint64_t t0, t_submit;
-    char *alloc;              /* body buffer, BODY_ALIGN-aligned */
+    char *alloc;              /* body buffer (server/hostmem.h: pinned with a GPU) */
     size_t pad, len, cap;     /* the body is alloc[pad .. pad + len) */
     int64_t header_len;       /* Inference-Header-Content-Length, -1 when absent */
     int too_large;
@@ -215,12 +216,12 @@ static int reserve(conn *k, size_t need) {
         cap *= 2;
     if (k->cap == 0 && k->header_len >= 0)
         k->pad = (BODY_ALIGN - (size_t)k->header_len % BODY_ALIGN) % BODY_ALIGN;
-    char *p = NULL;
-    if (posix_memalign((void **)&p, BODY_ALIGN, k->pad + cap) != 0)
+    char *p = chill_hostmem_alloc(k->pad + cap);
+    if (p == NULL)
         return -1;
     if (k->alloc != NULL)
         memcpy(p + k->pad, k->alloc + k->pad, k->len);
-    free(k->alloc);
+    chill_hostmem_free(k->alloc);
     k->alloc = p;
     k->cap = cap;
     return 0;
@@ -307,7 +308,7 @@ static void completed(void *cls, struct MHD_Connection *mc, void **con_cls, enum
         chill_infer_free(k->inf);
         free(k->inf);
     }
-    free(k->alloc);
+    chill_hostmem_free(k->alloc);
     free(k);
     *con_cls = NULL;
     request_end(cls);

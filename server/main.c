@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "device.h"
+#include "hostmem.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -124,6 +125,7 @@ int main(int argc, char **argv) {
     chill_backend *b = open_backend(&c);
     if (b == NULL)
         return 1;
+    chill_hostmem_init(strcmp(b->kind, "cuda") == 0, c.pinned_host_bytes);
     int local = strncmp(c.address, "127.", 4) == 0 || c.uds.path[0] != '\0';
     chill_regions_configure(c.shm_system >= 0 ? c.shm_system : local,
                             (c.shm_cuda >= 0 ? c.shm_cuda : local) && strcmp(b->kind, "cuda") == 0);
@@ -145,6 +147,7 @@ int main(int argc, char **argv) {
     chill_uds_stop();
     chill_scheduler_destroy(s);
     chill_regions_shutdown();
+    chill_hostmem_shutdown();
     chill_models_free();
     chill_metrics_free();
     chill_log(CHILL_LOG_INFO, "stopped", "signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");

@@ -276,7 +276,7 @@ void chill_metrics_init(void) {
     chill_m.queue_seconds = chill_metric_histogram("chill_queue_duration_seconds",
         "Time a request waited in its device queue before its launch started.", "model,mask", seconds, ns);
     chill_m.compute_seconds = chill_metric_histogram("chill_compute_duration_seconds",
-        "Duration of the launch that computed a request (staging, kernel, copy back).",
+        "Duration of the launch that computed a request (copies in, kernel, copies back).",
         "model,mask,dtype,device", seconds, ns);
     chill_m.batch_requests = chill_metric_histogram("chill_batch_requests",
         "Requests packed into one launch.", "mask,device", sizes, (int)(sizeof sizes / sizeof sizes[0]));
@@ -294,7 +294,7 @@ void chill_metrics_init(void) {
     chill_m.queued = chill_metric_gauge("chill_requests_queued",
         "Requests waiting in a device queue.", "device");
     chill_m.device_memory = chill_metric_gauge("chill_device_memory_used_bytes",
-        "Memory held by chilld on a device (buffer pool and staging).", "device");
+        "Memory held by chilld on a device (its buffer pool).", "device");
     chill_m.device_healthy = chill_metric_gauge("chill_device_healthy",
         "1 while a device serves, 0 after a sticky error took it out of service.", "device");
 }

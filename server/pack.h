@@ -1,26 +1,37 @@
 /* Dynamic batching's data movement: which requests may share a launch (the
- * batch key), and packing their sequences into one variable-length launch
- * (cu_seqlens) in a staging buffer, then splitting the results back into each
- * request's own output tensors.
+ * batch key), and the layout of their packed variable-length launch
+ * (cu_seqlens) in a device buffer, with the copies that bring each request's
+ * tensors there and its outputs back (server/device.h's chill_copy).
  *
- * Packed layout: tokens-major rows [token, head, D] for q/k/v/out, lse as
- * [token, head]; only the valid tokens of each sequence (seq_lens) are
- * packed. Sequence order is request order, then batch order. */
+ * Packed layout: head-major, [head, token, D] for q/k/v/out and [head,
+ * token] for lse, with only the valid tokens of each sequence (seq_lens), in
+ * request order, then batch order. Head-major keeps a BHTD sequence's
+ * tokens of one head contiguous on both sides, so a whole tensor of a
+ * sequence is one 2D copy (one row per head); a BTHD one takes a copy per
+ * head. */
 #ifndef CHILL_SERVER_PACK_H
 #define CHILL_SERVER_PACK_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "device.h"
 #include "request.h"
 
 typedef struct chill_pack_layout {
     int64_t n_seq, tokens_q, tokens_k;
-    size_t off_q, off_k, off_v, off_cu_q, off_cu_k; /* inputs, from 0 */
-    size_t off_out, off_lse;                        /* outputs, from off_out */
+    size_t off_q, off_k, off_v, off_out, off_lse; /* in the device buffer */
     size_t bytes;
+    int max_in, max_out; /* the most copies the launch can need */
     int want_lse;
 } chill_pack_layout;
+
+/* A packed launch over a device buffer, ready for forward(). */
+typedef struct chill_packed {
+    chill_params params;     /* the varlen call; cu_seqlens in host memory */
+    chill_transfer transfer;
+    void *scratch;           /* cu_seqlens and the copy lists */
+} chill_packed;
 
 /* Whether a and b may share one launch: same mask and arguments, dtype, head
  * dim, head counts, sm_scale, q_offset, TF32 choice; both in host memory. */
@@ -32,12 +43,10 @@ int64_t chill_request_tokens(const chill_request *r);
 /* Sizes and offsets of the packed launch of reqs[0..n). */
 void chill_pack_plan(chill_request *const *reqs, int n, chill_pack_layout *l);
 
-/* Copies the inputs into staging (l->bytes long) and sets packed to the
- * varlen call over it. */
-void chill_pack(chill_request *const *reqs, int n, const chill_pack_layout *l, void *staging,
-                chill_params *packed);
-
-/* Copies each request's rows of out (and lse when it asked) back. */
-void chill_unpack(chill_request *const *reqs, int n, const chill_pack_layout *l, const void *staging);
+/* Lays reqs[0..n) out in dev (a device buffer of l->bytes) and lists the
+ * copies. 0 on success, -1 when out of host memory. Release with
+ * chill_packed_free(). */
+int chill_pack(chill_request *const *reqs, int n, const chill_pack_layout *l, void *dev, chill_packed *pk);
+void chill_packed_free(chill_packed *pk);
 
 #endif

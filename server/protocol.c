@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hostmem.h"
 #include "protocol.h"
 #include "registry.h"
 
@@ -59,7 +60,7 @@ static int fail(decoder *d, int status, const char *fmt, ...) {
 static void *own(chill_infer *inf, size_t bytes) {
     if (inf->n_owned == (int)(sizeof inf->owned / sizeof inf->owned[0]))
         return NULL;
-    void *p = calloc(1, bytes ? bytes : 1);
+    void *p = chill_hostmem_calloc(bytes ? bytes : 1);
     if (p != NULL)
         inf->owned[inf->n_owned++] = p;
     return p;
@@ -810,7 +811,7 @@ void chill_infer_free(chill_infer *inf) {
     for (int i = 0; i < inf->n_views; i++)
         chill_region_release(&inf->views[i]);
     for (int i = 0; i < inf->n_owned; i++)
-        free(inf->owned[i]);
+        chill_hostmem_free(inf->owned[i]);
     json_decref(inf->header);
     free(inf->resp_json);
     inf->n_views = inf->n_owned = 0;

@@ -117,7 +117,7 @@ chill_submit_result chill_submit(chill_scheduler *s, chill_request *r) {
     return CHILL_SUBMIT_OK;
 }
 
-/* Bytes a launch of r alone would stage. */
+/* Device-buffer bytes a packed launch of r alone takes. */
 static size_t launch_bytes(chill_request *r) {
     chill_pack_layout l;
     chill_pack_plan(&r, 1, &l);
@@ -241,28 +241,29 @@ static void finish(chill_request *r, chill_status st, const chill_error *err, ui
     r->batch_size = n;
 }
 
-/* Packs the batch into the device's staging buffer, runs it as one varlen
- * launch and splits the outputs back into each request's buffers. */
+/* Lays the batch out in the device's buffer, runs it as one varlen launch
+ * whose copies take each request's tensors in and its outputs back. */
 static chill_status run_packed(device_queue *d, chill_request **batch, int n, chill_error *err) {
     chill_backend *b = d->s->b;
     chill_pack_layout l;
-    chill_params packed;
+    chill_packed pk;
     chill_pack_plan(batch, n, &l);
-    void *staging = b->staging(b, d->index, l.bytes, err->message, sizeof err->message);
-    if (staging == NULL)
+    void *buf = b->buffer(b, d->index, l.bytes, err->message, sizeof err->message);
+    if (buf == NULL)
         return CHILL_ERR_INVALID;
-    chill_pack(batch, n, &l, staging, &packed);
-    chill_staged staged = {staging, l.off_out, l.off_out, l.bytes - l.off_out};
-    chill_status st = b->forward(b, d->index, &packed, &staged, err);
-    if (st == CHILL_OK)
-        chill_unpack(batch, n, &l, staging);
+    if (chill_pack(batch, n, &l, buf, &pk) != 0) {
+        snprintf(err->message, sizeof err->message, "out of host memory listing the copies of a launch");
+        return CHILL_ERR_NOMEM;
+    }
+    chill_status st = b->forward(b, d->index, &pk.params, &pk.transfer, err);
+    chill_packed_free(&pk);
     return st;
 }
 
 /* Runs one batch and fills every request's status (not done() yet). Tensors
- * already in device memory run where they lie; a device that computes on host
- * memory (the CPU) runs each request of the batch on its own tensors, since a
- * packed launch would only add the copies; others get one packed launch. */
+ * already in device memory run where they lie, and so does whatever the
+ * backend runs in place (everything on the CPU, where a packed launch would
+ * only add copies); the rest is one packed launch. */
 static void run_batch(device_queue *d, chill_request **batch, int n) {
     chill_backend *b = d->s->b;
     chill_error err = {0};
@@ -270,7 +271,7 @@ static void run_batch(device_queue *d, chill_request **batch, int n) {
     uint64_t t0 = chill_now_ns();
     for (int i = 0; i < n; i++)
         batch[i]->t_start_ns = t0;
-    if (batch[0]->device >= 0 || b->computes_on_host) {
+    if (batch[0]->device >= 0 || b->in_place(b, &batch[0]->params)) {
         for (int i = 0; i < n; i++) {
             chill_status st = b->forward(b, d->index, &batch[i]->params, NULL, &err);
             finish(batch[i], st, &err, chill_now_ns(), n);

@@ -7,8 +7,8 @@
  * holds a view keeps reading valid memory even after its client unregistered
  * the region (the name is free again at once).
  *
- * System regions are mmap'd shared (and pinned with cudaHostRegister when
- * chilld has CUDA, so copies to the GPU run at full speed). Their owner may
+ * System regions are mmap'd shared (and pinned when the CUDA backend runs,
+ * server/hostmem.h, so copies to the GPU run at full speed). Their owner may
  * truncate the object while we copy from it; the kernel then raises SIGBUS on
  * the copying thread. Copies go through chill_region_copy(), which arms a
  * per-thread jump buffer that the SIGBUS handler returns to, and the request
@@ -34,6 +34,7 @@
 #include <cuda_runtime_api.h>
 #endif
 
+#include "hostmem.h"
 #include "log.h"
 #include "regions.h"
 
@@ -138,9 +139,9 @@ static void chill_region_unmap(chill_region *r) {
         cudaIpcCloseMemHandle(r->map);
         cudaSetDevice(prev);
     }
-    if (r->pinned)
-        cudaHostUnregister(r->map);
 #endif
+    if (r->pinned)
+        chill_hostmem_unregister(r->map);
     if (!r->on_device)
         munmap(r->map, r->map_len);
     chill_log(CHILL_LOG_INFO, "region_unmapped", "name=%s bytes=%zu", r->name, r->size);
@@ -228,15 +229,8 @@ static int chill_region_map_system(chill_region *r, char *err, size_t errlen) {
         }
     }
     close(fd);
-#ifdef CHILL_WITH_CUDA
-    int n = 0;
-    if (status == 0 && cudaGetDeviceCount(&n) == cudaSuccess && n > 0)
-        r->pinned = cudaHostRegister(r->map, r->map_len, cudaHostRegisterDefault) == cudaSuccess;
-    if (status == 0 && n > 0 && !r->pinned) {
-        cudaGetLastError();
-        chill_log(CHILL_LOG_WARN, "region_not_pinned", "name=%s bytes=%zu", r->name, r->size);
-    }
-#endif
+    if (status == 0)
+        r->pinned = chill_hostmem_register(r->map, r->map_len);
     return status;
 }
 

@@ -31,6 +31,7 @@
 
 #include "chillwire.h"
 #include "config.h"
+#include "hostmem.h"
 #include "log.h"
 #include "models.h"
 #include "request.h"
@@ -54,6 +55,7 @@ struct uds_conn {
     gid_t gid;
     char *arena;
     size_t arena_bytes;
+    int arena_pinned;     /* registered for DMA (server/hostmem.h) */
     int pending_fd;                /* a descriptor received, for the HELLO */
     _Alignas(uint64_t) char in[sizeof(chill_wire_request)]; /* the frame being read, aligned for its structs */
     size_t in_len;
@@ -137,6 +139,8 @@ static void uds_free(uds_conn *k) {
             *p = k->next;
             break;
         }
+    if (k->arena_pinned)
+        chill_hostmem_unregister(k->arena);
     if (k->arena)
         munmap(k->arena, k->arena_bytes);
     if (k->pending_fd >= 0)
@@ -266,7 +270,9 @@ static void uds_hello(uds_conn *k, const chill_wire_hello *h) {
         return;
     }
     k->arena_bytes = h->arena_bytes;
-    chill_log(CHILL_LOG_INFO, "uds_arena", "pid=%d uid=%u bytes=%zu", (int)k->pid, (unsigned)k->uid, k->arena_bytes);
+    k->arena_pinned = chill_hostmem_register(k->arena, k->arena_bytes);
+    chill_log(CHILL_LOG_INFO, "uds_arena", "pid=%d uid=%u bytes=%zu pinned=%d", (int)k->pid, (unsigned)k->uid,
+              k->arena_bytes, k->arena_pinned);
     pthread_mutex_lock(&k->lock);
     int pending = uds_put_result(k, CHILL_WIRE_WELCOME, h->h.id, 0, 200, "");
     pthread_mutex_unlock(&k->lock);

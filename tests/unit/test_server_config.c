@@ -84,7 +84,7 @@ static const struct {
     {"{\"devices\": {\"backend\": \"tpu\"}}", "devices.backend: expected \"auto\", \"cpu\" or \"cuda\""},
     {"{\"devices\": {\"gpus\": [0, -1]}}", "devices.gpus[1]"},
     {"{\"devices\": {\"gpus\": 0}}", "devices.gpus: expected an array"},
-    {"{\"devices\": {\"gpu\": []}}", "devices.gpu: unknown key; accepted: cpu_threads, gpu_pool_bytes, backend, gpus"},
+    {"{\"devices\": {\"gpu\": []}}", "devices.gpu: unknown key; accepted: cpu_threads, gpu_pool_bytes, pinned_host_bytes, backend, gpus"},
     {"{\"batching\": {\"enabled\": 1}}", "batching.enabled: expected true or false"},
     {"{\"batching\": {\"max_queue_requests\": 0}}", "batching.max_queue_requests"},
     {"{\"limits\": {\"max_tokens\": -1}}", "limits.max_tokens"},

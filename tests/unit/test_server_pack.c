@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "host_copies.h"
 #include "pack.h"
 #include "ref/ref.h"
 
@@ -130,18 +131,50 @@ START_TEST(packed_launch_splits_back_exactly) {
     chill_pack_plan(reqs, N, &l);
     ck_assert_int_eq(l.n_seq, 1 + 2 + 3 + 1 + 2 + 1);
     ck_assert(l.want_lse);
-    void *staging = malloc(l.bytes);
-    chill_ref_poison(staging, CHILL_F32, l.bytes / sizeof(float));
-    chill_params packed;
-    chill_pack(reqs, N, &l, staging, &packed);
+    void *buffer = malloc(l.bytes);
+    chill_ref_poison(buffer, CHILL_F32, l.bytes / sizeof(float));
+    chill_packed pk;
+    ck_assert_int_eq(chill_pack(reqs, N, &l, buffer, &pk), 0);
+    ck_assert_int_le(pk.transfer.n_in, l.max_in);
+    ck_assert_int_le(pk.transfer.n_out, l.max_out);
+    for (int i = 0; i < pk.transfer.n_in; i++) {
+        const chill_copy *c = &pk.transfer.in[i];
+        ck_assert_msg((char *)c->dev >= (char *)buffer && (char *)c->dev + (c->height - 1) * c->dev_pitch + c->width <=
+                          (char *)buffer + l.off_out, "copy %d in lands outside the input sections", i);
+    }
+    chill_test_run_copies(pk.transfer.in, pk.transfer.n_in, 1);
     chill_error err;
-    ck_assert_msg(chill_forward(&packed, &err) == CHILL_OK, "%s", err.message);
-    chill_unpack(reqs, N, &l, staging);
+    ck_assert_msg(chill_forward(&pk.params, &err) == CHILL_OK, "%s", err.message);
+    chill_test_run_copies(pk.transfer.out, pk.transfer.n_out, 0);
+    chill_packed_free(&pk);
     for (int i = 0; i < N; i++)
         check_req(&t[i], i);
     for (int i = 0; i < N; i++)
         free_req(&t[i]);
-    free(staging);
+    free(buffer);
+}
+END_TEST
+
+/* A BHTD sequence moves as one 2D copy per tensor (a row per head); a BTHD
+ * one as a copy per head. */
+START_TEST(copies_per_layout) {
+    uint64_t rng = 3;
+    test_req a, b;
+    make_req(&a, 2, 5, 7, 0, 0, 1, &rng);
+    make_req(&b, 1, 5, 7, 1, 0, 0, &rng);
+    chill_request *reqs[2] = {&a.r, &b.r};
+    chill_pack_layout l;
+    chill_pack_plan(reqs, 2, &l);
+    void *buffer = malloc(l.bytes);
+    chill_packed pk;
+    ck_assert_int_eq(chill_pack(reqs, 2, &l, buffer, &pk), 0);
+    ck_assert_int_eq(pk.transfer.n_in, 2 * 3 + (HQ + 2 * HKV));
+    ck_assert_int_eq(pk.transfer.n_out, 2 * 2 + HQ);
+    ck_assert_int_eq(pk.transfer.in[0].height, HQ);
+    ck_assert_int_eq(pk.transfer.in[0].width, 5 * D * sizeof(float));
+    chill_packed_free(&pk);
+    free(buffer);
+    free_req(&a), free_req(&b);
 }
 END_TEST
 
@@ -200,6 +233,7 @@ Suite *chill_test_suite(void) {
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, packed_launch_splits_back_exactly, 0, 4);
     tcase_add_test(tc, tokens_count_valid_rows);
+    tcase_add_test(tc, copies_per_layout);
     tcase_add_test(tc, batch_key);
     suite_add_tcase(s, tc);
     return s;

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "host_copies.h"
 #include "metrics.h"
 #include "ref/ref.h"
 #include "scheduler.h"
@@ -32,26 +33,31 @@ typedef struct fake {
     int healthy[2];
     int launches[2];
     int last_batch;             /* sequences in the last launch */
-    void *staging[2];
-    size_t staging_bytes[2];
+    void *buffer[2];            /* the "device" buffers, host memory */
+    size_t buffer_bytes[2];
 } fake;
 
 static const char *fake_name(chill_backend *b, int dev) { (void)b; return dev == 0 ? "fake:0" : "fake:1"; }
 static int fake_ordinal(chill_backend *b, int dev) { (void)b; return dev; }
 
-static void *fake_staging(chill_backend *b, int dev, size_t bytes, char *err, size_t errlen) {
-    fake *f = (fake *)b;
-    (void)err, (void)errlen;
-    if (bytes > f->staging_bytes[dev]) {
-        f->staging[dev] = realloc(f->staging[dev], bytes);
-        f->staging_bytes[dev] = bytes;
-    }
-    return f->staging[dev];
+static int fake_in_place(chill_backend *b, const chill_params *p) {
+    (void)b, (void)p;
+    return 0;
 }
 
-static chill_status fake_forward(chill_backend *b, int dev, chill_params *p, const chill_staged *st, chill_error *err) {
+static void *fake_buffer(chill_backend *b, int dev, size_t bytes, char *err, size_t errlen) {
     fake *f = (fake *)b;
-    (void)st;
+    (void)err, (void)errlen;
+    if (bytes > f->buffer_bytes[dev]) {
+        f->buffer[dev] = realloc(f->buffer[dev], bytes);
+        f->buffer_bytes[dev] = bytes;
+    }
+    return f->buffer[dev];
+}
+
+static chill_status fake_forward(chill_backend *b, int dev, chill_params *p, const chill_transfer *t,
+                                 chill_error *err) {
+    fake *f = (fake *)b;
     pthread_mutex_lock(&f->lock);
     f->waiting++;
     pthread_cond_broadcast(&f->cond);
@@ -68,7 +74,12 @@ static chill_status fake_forward(chill_backend *b, int dev, chill_params *p, con
         snprintf(err->message, sizeof err->message, "fake: device %d lost", dev);
         return CHILL_ERR_DEVICE;
     }
-    return chill_forward(p, err);
+    if (t != NULL)
+        chill_test_run_copies(t->in, t->n_in, 1);
+    chill_status st = chill_forward(p, err);
+    if (t != NULL && st == CHILL_OK)
+        chill_test_run_copies(t->out, t->n_out, 0);
+    return st;
 }
 
 static int fake_healthy(chill_backend *b, int dev) {
@@ -79,13 +90,13 @@ static int fake_healthy(chill_backend *b, int dev) {
     return h;
 }
 
-static uint64_t fake_memory(chill_backend *b, int dev) { return ((fake *)b)->staging_bytes[dev]; }
+static uint64_t fake_memory(chill_backend *b, int dev) { return ((fake *)b)->buffer_bytes[dev]; }
 
 static fake *the_fake;
 
 static void fake_destroy(chill_backend *b) {
     fake *f = (fake *)b;
-    free(f->staging[0]), free(f->staging[1]);
+    free(f->buffer[0]), free(f->buffer[1]);
     pthread_mutex_destroy(&f->lock);
     pthread_cond_destroy(&f->cond);
     free(f);
@@ -99,7 +110,8 @@ static chill_backend *fake_create(int n_devices) {
     f->fail_device = -1;
     f->healthy[0] = f->healthy[1] = 1;
     f->base = (chill_backend){.kind = "fake", .n_devices = n_devices, .max_launch_bytes = SIZE_MAX,
-                              .device_name = fake_name, .device_ordinal = fake_ordinal, .staging = fake_staging,
+                              .device_name = fake_name, .device_ordinal = fake_ordinal,
+                              .in_place = fake_in_place, .buffer = fake_buffer,
                               .forward = fake_forward, .healthy = fake_healthy, .memory_used = fake_memory,
                               .destroy = fake_destroy};
     return &f->base;
