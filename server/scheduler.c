@@ -1,6 +1,7 @@
 /* Per-device queues, batching and workers. One mutex guards every queue (they
  * are short and a worker holds it only to pick a batch); each device has its
- * own condition variable. Time spent in the queue, the launch, the batch size,
+ * own condition variable. A reaper thread answers queued requests at their
+ * deadline (504), even while their device is busy with a long launch. Time spent in the queue, the launch, the batch size,
  * tokens and FLOPs go to the metrics here; the transport records the rest. */
 #include <errno.h>
 #include <jansson.h>
@@ -32,6 +33,8 @@ struct chill_scheduler {
     int64_t max_queue_delay_ns, max_batch_tokens;
     pthread_mutex_t lock;
     pthread_cond_t idle;
+    pthread_cond_t reap;     /* wakes the reaper: a request with a deadline arrived, or stopping */
+    pthread_t reaper;
     device_queue *devs;
     int flushing, draining, stopping;
     int in_flight;
@@ -113,6 +116,8 @@ chill_submit_result chill_submit(chill_scheduler *s, chill_request *r) {
         return CHILL_SUBMIT_OK;
     }
     push(&s->devs[i], r);
+    if (r->deadline_ns != 0)
+        pthread_cond_signal(&s->reap);
     pthread_mutex_unlock(&s->lock);
     return CHILL_SUBMIT_OK;
 }
@@ -309,21 +314,84 @@ static int evacuate(device_queue *d, chill_request **orphans) {
     return n;
 }
 
+/* Whether r is past its deadline at now; if so, answers it 504 (outside
+ * the lock). */
+static int expire(chill_request *r, uint64_t now) {
+    if (r->deadline_ns == 0 || now < r->deadline_ns)
+        return 0;
+    char msg[128];
+    snprintf(msg, sizeof msg, "timeout: the request waited %.3f ms in the queue, past its deadline",
+             (double)(now - r->t_arrive_ns) * 1e-6);
+    fail(r, CHILL_ERR_INVALID, 504, msg);
+    return 1;
+}
+
+/* A batch taken just as a deadline passed: those requests are answered
+ * 504 rather than computed. */
 static void answer_expired(chill_request **batch, int *n) {
     uint64_t now = chill_now_ns();
     int w = 0;
-    for (int i = 0; i < *n; i++) {
-        chill_request *r = batch[i];
-        if (r->deadline_ns != 0 && now > r->deadline_ns) {
-            char msg[128];
-            snprintf(msg, sizeof msg, "timeout: the request waited %.3f ms in the queue, past its deadline",
-                     (double)(now - r->t_arrive_ns) * 1e-6);
-            fail(r, CHILL_ERR_INVALID, 504, msg);
-        } else {
-            batch[w++] = r;
+    for (int i = 0; i < *n; i++)
+        if (!expire(batch[i], now))
+            batch[w++] = batch[i];
+    *n = w;
+}
+
+/* Takes the queued requests whose deadline has passed out of every queue
+ * into out[]; *next is the earliest deadline still queued (0: none). Caller
+ * holds the lock. */
+static int take_expired(chill_scheduler *s, chill_request **out, uint64_t *next) {
+    uint64_t now = chill_now_ns();
+    int n = 0;
+    *next = 0;
+    for (int i = 0; i < s->b->n_devices; i++) {
+        device_queue *d = &s->devs[i];
+        int w = 0;
+        for (int j = 0; j < d->count; j++) {
+            chill_request *r = d->items[j];
+            if (r->deadline_ns != 0 && now >= r->deadline_ns) {
+                out[n++] = r;
+                continue;
+            }
+            if (r->deadline_ns != 0 && (*next == 0 || r->deadline_ns < *next))
+                *next = r->deadline_ns;
+            d->items[w++] = r;
+        }
+        if (w != d->count) {
+            d->count = w;
+            set_queued_gauge(d);
         }
     }
-    *n = w;
+    return n;
+}
+
+static void *reaper(void *arg) {
+    chill_scheduler *s = arg;
+    chill_request **expired = malloc(sizeof *expired * (size_t)s->max_queue * (size_t)s->b->n_devices);
+    pthread_mutex_lock(&s->lock);
+    while (!s->stopping) {
+        uint64_t next;
+        int n = take_expired(s, expired, &next);
+        if (n > 0) {
+            pthread_mutex_unlock(&s->lock);
+            uint64_t now = chill_now_ns();
+            for (int i = 0; i < n; i++)
+                expire(expired[i], now);
+            finished(s, n);
+            pthread_mutex_lock(&s->lock);
+            continue;
+        }
+        if (next == 0) {
+            pthread_cond_wait(&s->reap, &s->lock);
+        } else {
+            struct timespec ts;
+            abs_deadline(next, &ts);
+            pthread_cond_timedwait(&s->reap, &s->lock, &ts);
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    free(expired);
+    return NULL;
 }
 
 static void *worker(void *arg) {
@@ -369,6 +437,7 @@ chill_scheduler *chill_scheduler_create(const chill_config *c, chill_backend *b)
     s->max_batch_tokens = c->max_batch_tokens;
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->idle, NULL);
+    pthread_cond_init(&s->reap, NULL);
     s->devs = calloc((size_t)b->n_devices, sizeof *s->devs);
     for (int i = 0; i < b->n_devices; i++) {
         device_queue *d = &s->devs[i];
@@ -384,6 +453,7 @@ chill_scheduler *chill_scheduler_create(const chill_config *c, chill_backend *b)
         set_queued_gauge(d);
         pthread_create(&d->thread, NULL, worker, d);
     }
+    pthread_create(&s->reaper, NULL, reaper, s);
     return s;
 }
 
@@ -415,7 +485,9 @@ void chill_scheduler_destroy(chill_scheduler *s) {
     s->flushing = s->draining = s->stopping = 1;
     for (int i = 0; i < s->b->n_devices; i++)
         pthread_cond_signal(&s->devs[i].cond);
+    pthread_cond_signal(&s->reap);
     pthread_mutex_unlock(&s->lock);
+    pthread_join(s->reaper, NULL);
     for (int i = 0; i < s->b->n_devices; i++) {
         pthread_join(s->devs[i].thread, NULL);
         pthread_cond_destroy(&s->devs[i].cond);
@@ -424,6 +496,7 @@ void chill_scheduler_destroy(chill_scheduler *s) {
     s->b->destroy(s->b);
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->idle);
+    pthread_cond_destroy(&s->reap);
     free(s->devs);
     free(s);
 }

@@ -3,7 +3,8 @@
  * and a switch that makes a device fail for good): requests that queue up
  * while a launch runs go out together as one batch, each answered once with
  * its own result; the queue bound refuses with FULL; draining refuses new
- * work and waits for what was accepted; a request past its deadline is 504;
+ * work and waits for what was accepted; a request past its deadline is 504
+ * at the deadline, while its device is still busy;
  * a sticky device error answers 500, takes that device out of service and
  * the next requests run on the other device. */
 #include <check.h>
@@ -278,23 +279,30 @@ START_TEST(drain_refuses_new_and_finishes_accepted) {
 }
 END_TEST
 
+/* The deadline is answered when it passes, while the device is still busy
+ * with another launch, not when the device next forms a batch. */
 START_TEST(deadline_passed_is_504) {
     chill_scheduler *s = chill_scheduler_create(&cfg, fake_create(1));
     gate(1);
     ck_assert_int_eq(chill_submit(s, make(0)), CHILL_SUBMIT_OK);
     wait_held();
     chill_request *late = make(1);
-    late->deadline_ns = chill_now_ns() + 1000;
+    uint64_t t0 = chill_now_ns();
+    late->deadline_ns = t0 + 20 * 1000000;
     ck_assert_int_eq(chill_submit(s, late), CHILL_SUBMIT_OK);
-    struct timespec ts = {0, 5000000};
-    nanosleep(&ts, NULL);
-    gate(0);
-    wait_done(2);
-    check_result(0);
+    wait_done(1);
+    uint64_t waited = chill_now_ns() - t0;
     ck_assert_int_eq(reqs[1].answered, 1);
+    ck_assert_int_eq(reqs[0].answered, 0);
+    ck_assert_msg(waited >= 20 * 1000000 && waited < 1000 * 1000000ull, "answered after %.1f ms, deadline 20 ms",
+                  (double)waited * 1e-6);
     ck_assert_int_eq(reqs[1].r.http_status, 504);
     ck_assert_ptr_nonnull(strstr(reqs[1].r.error, "timeout"));
     ck_assert_msg(isnan(reqs[1].out[0]), "a timed-out request is not computed");
+    gate(0);
+    wait_done(2);
+    check_result(0);
+    ck_assert_int_eq(chill_scheduler_drain(s, 5), 0);
     chill_scheduler_destroy(s);
 }
 END_TEST
