@@ -117,6 +117,9 @@ bare=$("$python" bench/bare_call.py --lib "$BUILD/lib/libchill.so" --shape "$sha
 echo "bare libchill call: $bare"
 bare_p50=$(field "$bare" p50_us)
 overhead() { "$python" -c "print('%.1f' % ($1 - $bare_p50))"; }
+floors=$(cd bench && "$python" floors.py --shape "$shape" --dtype "$dtype" --device "$device" --seconds 2)
+echo "floors: $floors"
+loopback=$(field "$floors" loopback_p50_us)
 
 date_utc=$(date -u +%Y-%m-%d)
 out="${BENCH_RESULTS_DIR:-bench/results}/server-$label-$date_utc.md"
@@ -138,6 +141,16 @@ machine="$(uname -m), $(nproc) cores, $(awk -F: '/model name/ {sub(/^ /, "", $2)
   echo "Bare libchill call on the same inputs (bench/bare_call.py, ctypes, device $device): p50 $bare_p50 µs."
   echo "Per-request overhead at concurrency 1 (server p50 − bare p50): batching off $(overhead "${p50_at_1[false]}") µs,"
   echo "batching on $(overhead "${p50_at_1[true]}") µs."
+  echo
+  echo "Floors under that overhead, same run (bench/floors.py): a TCP round trip over 127.0.0.1 carrying the"
+  echo "request's input bytes one way and its output bytes back (plain sockets, no HTTP) takes $loopback µs."
+  if [ "$device" = cuda ]; then
+    pcie=$(field "$floors" pcie_p50_us)
+    pcie64=$(field "$floors" pcie64_per_request_us)
+    echo "Copying the same bytes to the GPU and back from pinned memory takes $pcie µs, so a GPU fed one request at"
+    echo "a time through host memory cannot pass $("$python" -c "print('%.0f' % (1e6 / $pcie))") requests/s; copying 64 requests' bytes at once"
+    echo "takes $pcie64 µs per request, a bound of $("$python" -c "print('%.0f' % (1e6 / $pcie64))") requests/s with batches of 64."
+  fi
   cmax=${concurrencies[-1]}
   echo
   echo "Targets (they apply to the GPU backend): batching on at concurrency $cmax gives" \
