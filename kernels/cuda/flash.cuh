@@ -7,23 +7,26 @@
  *
  * How (FlashAttention-2): one block per (query tile of BM rows, query head,
  * sequence); each of its W warps owns BM/W rows, 16 per mma tile. The block
- * loads its Q tile once (cp.async into padded shared memory; ldmatrix into
- * registers where they fit the register cap, else re-read every key tile),
- * then walks the key tiles of BN rows that the mask's k_range allows,
- * double-buffered with cp.async so tile j+1 loads while tile j computes (one
- * barrier a tile). Per tile: S = Q K^T with mma.sync m16n8k16 (K fragments by
- * ldmatrix); the mask only when the tile is not inside the mask's
- * full_k_range, and then per row from bounds computed once per block
- * (chill_row_bounds in tile.cuh); the online softmax in base 2 (row max and
- * sum kept per thread, reduced over the 4 threads of an mma row group); then
- * O += P V with P re-used from the S registers as the A operand and V by
- * ldmatrix.trans. At the end O is divided by the row sum; a row that attended
- * no key writes zeros and lse = -inf.
+ * loads its Q tile once (cp.async into padded shared memory; into registers
+ * where they fit the register cap, else re-read every key tile), then walks
+ * the key tiles of BN rows that the mask's k_range allows, double-buffered
+ * with cp.async so tile j+1 loads while tile j computes (one barrier a tile).
+ * Per tile: S = Q K^T with mma.sync; the mask only when the tile is not
+ * inside the mask's full_k_range, and then per row from bounds computed once
+ * per block (chill_row_bounds in tile.cuh); the online softmax in base 2 (row
+ * max and sum kept per thread, reduced over the 4 threads of an mma row
+ * group); then O += P V with P re-used from the S registers as the A operand.
+ * At the end O is divided by the row sum; a row that attended no key writes
+ * zeros and lse = -inf.
  *
- * Shared memory rows are padded by 16 bytes, so the 8 rows of an ldmatrix fall
- * in 8 different bank groups. Rows past a sequence's end load as zeros
- * (cp.async with source size 0) and are masked (keys) or not written
- * (queries). */
+ * The element type's trait chill_mma<T> holds all that differs by dtype: the
+ * mma shape, the fragment loads from shared memory and the conversions.
+ *   fp16, bf16: mma m16n8k16; fragments by ldmatrix (V by ldmatrix.trans);
+ *     shared rows padded by 16 bytes, so the 8 rows of an ldmatrix fall in 8
+ *     different bank groups.
+ *
+ * Rows past a sequence's end load as zeros (cp.async with source size 0) and
+ * are masked (keys) or not written (queries). */
 #ifndef CHILL_CUDA_FLASH_CUH
 #define CHILL_CUDA_FLASH_CUH
 
@@ -31,34 +34,6 @@
 #include <cuda_fp16.h>
 
 #include "tile.cuh"
-
-template <typename T> struct chill_mma;
-
-template <> struct chill_mma<__half> {
-    static __device__ __forceinline__ void run(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
-        asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-            "{%0,%1,%2,%3};\n"
-            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-    }
-    static __device__ __forceinline__ uint32_t pack(float x, float y) {
-        __half2 h = __floats2half2_rn(x, y);
-        return *reinterpret_cast<uint32_t *>(&h);
-    }
-};
-
-template <> struct chill_mma<__nv_bfloat16> {
-    static __device__ __forceinline__ void run(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
-        asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-            "{%0,%1,%2,%3};\n"
-            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-    }
-    static __device__ __forceinline__ uint32_t pack(float x, float y) {
-        __nv_bfloat162 h = __floats2bfloat162_rn(x, y);
-        return *reinterpret_cast<uint32_t *>(&h);
-    }
-};
 
 __device__ __forceinline__ uint32_t chill_smem_addr(const void *p) {
     return (uint32_t)__cvta_generic_to_shared(p);
@@ -75,6 +50,73 @@ __device__ __forceinline__ void chill_ldmatrix_x4_trans(uint32_t r[4], const voi
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                  : "r"(chill_smem_addr(p)));
 }
+
+/* What the kernel needs of its element type T, chill_mma<T>:
+ *   K               k of one mma instruction
+ *   PAD_QK, PAD_V   elements of padding after each shared row of Q and K, of V
+ *   run(c, a, b0, b1)   c += a b, one m16n8 tile
+ *   load_a(a, s, ld, lane)  A fragment: 16 rows, one k step, of the tile at s
+ *   load_k(b, s, ld, lane)  B fragments of S = Q K^T: keys 0..15 (two n8
+ *                           tiles: b[0..1], b[2..3]) at one k step of K at s
+ *   load_v(b, s, ld, lane)  B fragments of O += P V: one k step of keys,
+ *                           dims 0..15 (two n8 tiles) of V at s
+ *   load_p(a, s, kk)        A fragment of P for k step kk, from the S
+ *                           accumulators s[n8 tile][4] of one row tile
+ *   store2(dst, x, y)       two adjacent outputs
+ *   dtype                   the chill_dtype it computes */
+template <typename T> struct chill_mma;
+
+/* fp16 and bf16: m16n8k16, fragments by ldmatrix. Self adds run() and pack(). */
+template <typename T, typename Self> struct chill_mma_16bit {
+    static constexpr int K = 16, PAD_QK = 8, PAD_V = 8;
+    static __device__ __forceinline__ void load_a(uint32_t a[4], const T *s, int ld, int lane) {
+        chill_ldmatrix_x4(a, s + (lane % 16) * ld + (lane / 16) * 8);
+    }
+    static __device__ __forceinline__ void load_k(uint32_t b[4], const T *s, int ld, int lane) {
+        chill_ldmatrix_x4(b, s + (lane % 8 + (lane / 16) * 8) * ld + ((lane / 8) & 1) * 8);
+    }
+    static __device__ __forceinline__ void load_v(uint32_t b[4], const T *s, int ld, int lane) {
+        chill_ldmatrix_x4_trans(b, s + (lane % 8 + ((lane / 8) & 1) * 8) * ld + (lane / 16) * 8);
+    }
+    /* Two n8 tiles of S make one k16 step of P. */
+    template <int NT> static __device__ __forceinline__ void load_p(uint32_t a[4], const float (&s)[NT][4], int kk) {
+        a[0] = Self::pack(s[2 * kk][0], s[2 * kk][1]);
+        a[1] = Self::pack(s[2 * kk][2], s[2 * kk][3]);
+        a[2] = Self::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+        a[3] = Self::pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+    }
+    static __device__ __forceinline__ void store2(T *dst, float x, float y) {
+        *reinterpret_cast<uint32_t *>(dst) = Self::pack(x, y);
+    }
+};
+
+template <> struct chill_mma<__half> : chill_mma_16bit<__half, chill_mma<__half>> {
+    static constexpr chill_dtype dtype = CHILL_F16;
+    static __device__ __forceinline__ void run(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
+        asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+            "{%0,%1,%2,%3};\n"
+            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
+    static __device__ __forceinline__ uint32_t pack(float x, float y) {
+        __half2 h = __floats2half2_rn(x, y);
+        return *reinterpret_cast<uint32_t *>(&h);
+    }
+};
+
+template <> struct chill_mma<__nv_bfloat16> : chill_mma_16bit<__nv_bfloat16, chill_mma<__nv_bfloat16>> {
+    static constexpr chill_dtype dtype = CHILL_BF16;
+    static __device__ __forceinline__ void run(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
+        asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+            "{%0,%1,%2,%3};\n"
+            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
+    static __device__ __forceinline__ uint32_t pack(float x, float y) {
+        __nv_bfloat162 h = __floats2bfloat162_rn(x, y);
+        return *reinterpret_cast<uint32_t *>(&h);
+    }
+};
 
 /* 16 bytes global -> shared, zero-filled when !valid. */
 __device__ __forceinline__ void chill_cp_async16(void *dst, const void *src, bool valid) {
@@ -99,7 +141,8 @@ template <int N> __device__ __forceinline__ void chill_cp_async_wait() {
  * shared rows of LD elements; rows at or past n_rows become zeros. */
 template <typename T, int D, int LD, int ROWS, int NTHREADS>
 __device__ __forceinline__ void chill_load_rows(T *dst, const char *src, int64_t ld, int row0, int n_rows) {
-    constexpr int CHUNKS = D / 8; /* 16-byte pieces per row */
+    constexpr int EPC = 16 / sizeof(T);                /* elements per 16-byte piece */
+    constexpr int CHUNKS = D * (int)sizeof(T) / 16;    /* pieces per row */
     if constexpr (NTHREADS % CHUNKS == 0) {
         /* Each thread keeps one column of chunks: one pointer, stepped. */
         constexpr int RSTEP = NTHREADS / CHUNKS;
@@ -109,38 +152,41 @@ __device__ __forceinline__ void chill_load_rows(T *dst, const char *src, int64_t
 #pragma unroll
         for (int r = r0; r < ROWS; r += RSTEP, g += step) {
             bool valid = row0 + r < n_rows;
-            chill_cp_async16(dst + r * LD + c * 8, valid ? g : src, valid);
+            chill_cp_async16(dst + r * LD + c * EPC, valid ? g : src, valid);
         }
     } else {
 #pragma unroll
         for (int i = threadIdx.x; i < ROWS * CHUNKS; i += NTHREADS) {
             int r = i / CHUNKS, c = i % CHUNKS;
             bool valid = row0 + r < n_rows;
-            chill_cp_async16(dst + r * LD + c * 8, src + (valid ? (int64_t)(row0 + r) * ld : 0) + c * 16, valid);
+            chill_cp_async16(dst + r * LD + c * EPC, src + (valid ? (int64_t)(row0 + r) * ld : 0) + c * 16, valid);
         }
     }
 }
 
 template <typename T, int D, int BM, int BN, int W, int MINB>
 __global__ void __launch_bounds__(W * 32, MINB) chill_flash_kernel(const chill_cuda_args a) {
+    using M = chill_mma<T>;
     constexpr int NTHREADS = W * 32;
-    constexpr int MT = BM / (16 * W); /* mma row tiles per warp */
-    constexpr int KD = D / 16;        /* k-steps of S = Q K^T */
-    constexpr int NT = BN / 8;        /* n8 tiles of S */
-    constexpr int DT = D / 8;         /* n8 tiles of O */
-    constexpr int LD = D + 8;         /* padded shared row, elements */
+    constexpr int MT = BM / (16 * W);  /* mma row tiles per warp */
+    constexpr int KS = M::K;           /* k of one mma */
+    constexpr int KD = D / KS;         /* k-steps of S = Q K^T */
+    constexpr int NT = BN / 8;         /* n8 tiles of S */
+    constexpr int DT = D / 8;          /* n8 tiles of O */
+    constexpr int LD = D + M::PAD_QK;  /* padded shared row of Q and K, elements */
+    constexpr int LDV = D + M::PAD_V;  /* padded shared row of V */
     /* Q fragments stay in registers when they fit beside O and S under the
      * register cap that MINB blocks per multiprocessor impose; else they are
      * re-read from shared memory every key tile. */
     constexpr int REG_CAP = 65536 / (W * 32 * MINB) < 255 ? 65536 / (W * 32 * MINB) : 255;
-    constexpr bool QREG = MT * D / 4 + MT * D / 2 + MT * BN / 2 + 64 <= REG_CAP;
+    constexpr bool QREG = MT * KD * 4 + MT * D / 2 + MT * BN / 2 + 64 <= REG_CAP;
     static_assert(MT >= 1 && BM == MT * 16 * W && BN % 16 == 0 && D % 16 == 0, "bad tile configuration");
 
     extern __shared__ __align__(16) unsigned char chill_smem[];
     T *sQ = reinterpret_cast<T *>(chill_smem);
     T *sK = sQ + BM * LD;
     T *sV = sK + 2 * BN * LD;
-    int4 *sRow = reinterpret_cast<int4 *>(sV + 2 * BN * LD); /* per-row bounds for partial tiles */
+    int4 *sRow = reinterpret_cast<int4 *>(sV + 2 * BN * LDV); /* per-row bounds for partial tiles */
 
     chill_query_tile tile;
     if (!chill_query_tile_of<T>(a, BM, BN, tile))
@@ -170,7 +216,7 @@ __global__ void __launch_bounds__(W * 32, MINB) chill_flash_kernel(const chill_c
     chill_load_rows<T, D, LD, BM, NTHREADS>(sQ, seq.q, q_ld, m0, seq.q_len);
     if (span.kt_lo <= span.kt_hi) {
         chill_load_rows<T, D, LD, BN, NTHREADS>(sK, seq.k, k_ld, span.kt_lo * BN, seq.k_len);
-        chill_load_rows<T, D, LD, BN, NTHREADS>(sV, seq.v, v_ld, span.kt_lo * BN, seq.k_len);
+        chill_load_rows<T, D, LDV, BN, NTHREADS>(sV, seq.v, v_ld, span.kt_lo * BN, seq.k_len);
     }
     chill_cp_async_commit();
 
@@ -186,7 +232,8 @@ __global__ void __launch_bounds__(W * 32, MINB) chill_flash_kernel(const chill_c
         __syncthreads();
         if (kt < span.kt_hi) {
             chill_load_rows<T, D, LD, BN, NTHREADS>(sK + (buf ^ 1) * BN * LD, seq.k, k_ld, (kt + 1) * BN, seq.k_len);
-            chill_load_rows<T, D, LD, BN, NTHREADS>(sV + (buf ^ 1) * BN * LD, seq.v, v_ld, (kt + 1) * BN, seq.k_len);
+            chill_load_rows<T, D, LDV, BN, NTHREADS>(sV + (buf ^ 1) * BN * LDV, seq.v, v_ld, (kt + 1) * BN,
+                                                     seq.k_len);
             chill_cp_async_commit();
         }
 
@@ -195,11 +242,10 @@ __global__ void __launch_bounds__(W * 32, MINB) chill_flash_kernel(const chill_c
             for (int mt = 0; mt < MT; mt++)
 #pragma unroll
                 for (int kd = 0; kd < KD; kd++)
-                    chill_ldmatrix_x4(qf[QREG ? mt : 0][QREG ? kd : 0],
-                                      sQ + (wrow + mt * 16 + lane % 16) * LD + kd * 16 + (lane / 16) * 8);
+                    M::load_a(qf[QREG ? mt : 0][QREG ? kd : 0], sQ + (wrow + mt * 16) * LD + kd * KS, LD, lane);
         }
         const T *k_tile = sK + buf * BN * LD;
-        const T *v_tile = sV + buf * BN * LD;
+        const T *v_tile = sV + buf * BN * LDV;
 
         /* S = Q K^T */
         float s[MT][NT][4];
@@ -218,18 +264,17 @@ __global__ void __launch_bounds__(W * 32, MINB) chill_flash_kernel(const chill_c
                     for (int i = 0; i < 4; i++)
                         qa[mt][i] = qf[QREG ? mt : 0][QREG ? kd : 0][i];
                 } else {
-                    chill_ldmatrix_x4(qa[mt], sQ + (wrow + mt * 16 + lane % 16) * LD + kd * 16 + (lane / 16) * 8);
+                    M::load_a(qa[mt], sQ + (wrow + mt * 16) * LD + kd * KS, LD, lane);
                 }
             }
 #pragma unroll
             for (int np = 0; np < NT / 2; np++) {
                 uint32_t kb[4];
-                chill_ldmatrix_x4(kb, k_tile + (np * 16 + lane % 8 + (lane / 16) * 8) * LD + kd * 16 +
-                                          ((lane / 8) & 1) * 8);
+                M::load_k(kb, k_tile + np * 16 * LD + kd * KS, LD, lane);
 #pragma unroll
                 for (int mt = 0; mt < MT; mt++) {
-                    chill_mma<T>::run(s[mt][2 * np], qa[mt], kb[0], kb[1]);
-                    chill_mma<T>::run(s[mt][2 * np + 1], qa[mt], kb[2], kb[3]);
+                    M::run(s[mt][2 * np], qa[mt], kb[0], kb[1]);
+                    M::run(s[mt][2 * np + 1], qa[mt], kb[2], kb[3]);
                 }
             }
         }
@@ -306,24 +351,19 @@ __global__ void __launch_bounds__(W * 32, MINB) chill_flash_kernel(const chill_c
 
         /* O += P V */
 #pragma unroll
-        for (int kk = 0; kk < BN / 16; kk++) {
+        for (int kk = 0; kk < BN / KS; kk++) {
             uint32_t pa[MT][4];
 #pragma unroll
-            for (int mt = 0; mt < MT; mt++) {
-                pa[mt][0] = chill_mma<T>::pack(s[mt][2 * kk][0], s[mt][2 * kk][1]);
-                pa[mt][1] = chill_mma<T>::pack(s[mt][2 * kk][2], s[mt][2 * kk][3]);
-                pa[mt][2] = chill_mma<T>::pack(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
-                pa[mt][3] = chill_mma<T>::pack(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
-            }
+            for (int mt = 0; mt < MT; mt++)
+                M::load_p(pa[mt], s[mt], kk);
 #pragma unroll
             for (int dp = 0; dp < DT / 2; dp++) {
                 uint32_t vb[4];
-                chill_ldmatrix_x4_trans(vb, v_tile + (kk * 16 + lane % 8 + ((lane / 8) & 1) * 8) * LD + dp * 16 +
-                                                (lane / 16) * 8);
+                M::load_v(vb, v_tile + kk * KS * LDV + dp * 16, LDV, lane);
 #pragma unroll
                 for (int mt = 0; mt < MT; mt++) {
-                    chill_mma<T>::run(o[mt][2 * dp], pa[mt], vb[0], vb[1]);
-                    chill_mma<T>::run(o[mt][2 * dp + 1], pa[mt], vb[2], vb[3]);
+                    M::run(o[mt][2 * dp], pa[mt], vb[0], vb[1]);
+                    M::run(o[mt][2 * dp + 1], pa[mt], vb[2], vb[3]);
                 }
             }
         }
@@ -345,19 +385,23 @@ __global__ void __launch_bounds__(W * 32, MINB) chill_flash_kernel(const chill_c
             const float inv = sum > 0.f ? 1.f / sum : 0.f;
             T *dst = reinterpret_cast<T *>(seq.out) + row * o_ld;
 #pragma unroll
-            for (int dt = 0; dt < DT; dt++) {
-                uint32_t v = chill_mma<T>::pack(o[mt][dt][2 * hh] * inv, o[mt][dt][2 * hh + 1] * inv);
-                *reinterpret_cast<uint32_t *>(dst + dt * 8 + 2 * t) = v;
-            }
+            for (int dt = 0; dt < DT; dt++)
+                M::store2(dst + dt * 8 + 2 * t, o[mt][dt][2 * hh] * inv, o[mt][dt][2 * hh + 1] * inv);
             if (seq.lse != nullptr && t == 0)
                 seq.lse[row * a.l_stride[2]] =
                     sum > 0.f ? (row_max[mt][hh] + log2f(sum)) * 0.69314718055994531f : -INFINITY;
         }
 }
 
+/* Shared memory of a configuration: Q, two K and two V tiles, row bounds. */
+template <typename T, int D, int BM, int BN>
+constexpr size_t chill_flash_smem =
+    ((size_t)(BM + 2 * BN) * (D + chill_mma<T>::PAD_QK) + (size_t)2 * BN * (D + chill_mma<T>::PAD_V)) * sizeof(T) +
+    BM * sizeof(int4);
+
 template <typename T, int D, int BM, int BN, int W, int MINB>
 cudaError_t chill_flash_launch(const chill_cuda_args *a, int batch, cudaStream_t stream) {
-    constexpr size_t smem = (size_t)(BM + 4 * BN) * (D + 8) * sizeof(T) + BM * sizeof(int4);
+    constexpr size_t smem = chill_flash_smem<T, D, BM, BN>;
     auto kernel = chill_flash_kernel<T, D, BM, BN, W, MINB>;
     cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
     if (e == cudaSuccess) /* all of the unified L1 as shared memory: MINB blocks must fit */
@@ -369,21 +413,21 @@ cudaError_t chill_flash_launch(const chill_cuda_args *a, int batch, cudaStream_t
     return cudaGetLastError();
 }
 
-#define CHILL_FLASH_CONFIG(T, dtype, D, BM, BN, W, MINB)                                                               \
-    {#BM "x" #BN "w" #W "b" #MINB, dtype, D, BM, BN, W, 80, chill_flash_launch<T, D, BM, BN, W, MINB>}
+#define CHILL_FLASH_CONFIG(T, D, BM, BN, W, MINB)                                                                     \
+    {#BM "x" #BN "w" #W "b" #MINB, chill_mma<T>::dtype, D, BM, BN, W, 80, chill_flash_launch<T, D, BM, BN, W, MINB>}
 
 /* The tile configurations compiled for each 16-bit dtype: BM x BN, W warps,
  * at least MINB blocks per multiprocessor (which caps the registers). The
  * first of each head dim is the default where the tuning table names none. */
-#define CHILL_FLASH_CONFIGS(T, dtype)                                                                                  \
-    CHILL_FLASH_CONFIG(T, dtype, 32, 64, 64, 4, 4), CHILL_FLASH_CONFIG(T, dtype, 64, 64, 64, 4, 3),                    \
-        CHILL_FLASH_CONFIG(T, dtype, 64, 64, 64, 4, 4), CHILL_FLASH_CONFIG(T, dtype, 64, 128, 64, 8, 2),               \
-        CHILL_FLASH_CONFIG(T, dtype, 64, 128, 32, 4, 3), CHILL_FLASH_CONFIG(T, dtype, 64, 64, 32, 4, 4),               \
-        CHILL_FLASH_CONFIG(T, dtype, 64, 64, 128, 4, 2), CHILL_FLASH_CONFIG(T, dtype, 64, 32, 32, 2, 8),               \
-        CHILL_FLASH_CONFIG(T, dtype, 96, 64, 64, 4, 2), CHILL_FLASH_CONFIG(T, dtype, 128, 64, 64, 4, 2),               \
-        CHILL_FLASH_CONFIG(T, dtype, 128, 64, 64, 4, 3), CHILL_FLASH_CONFIG(T, dtype, 128, 64, 32, 4, 3),              \
-        CHILL_FLASH_CONFIG(T, dtype, 128, 128, 64, 8, 1), CHILL_FLASH_CONFIG(T, dtype, 128, 128, 64, 8, 2),            \
-        CHILL_FLASH_CONFIG(T, dtype, 128, 128, 32, 4, 2), CHILL_FLASH_CONFIG(T, dtype, 128, 32, 32, 2, 4),             \
-        CHILL_FLASH_CONFIG(T, dtype, 256, 64, 32, 4, 1)
+#define CHILL_FLASH_CONFIGS(T)                                                                                         \
+    CHILL_FLASH_CONFIG(T, 32, 64, 64, 4, 4), CHILL_FLASH_CONFIG(T, 64, 64, 64, 4, 3),                                  \
+        CHILL_FLASH_CONFIG(T, 64, 64, 64, 4, 4), CHILL_FLASH_CONFIG(T, 64, 128, 64, 8, 2),                             \
+        CHILL_FLASH_CONFIG(T, 64, 128, 32, 4, 3), CHILL_FLASH_CONFIG(T, 64, 64, 32, 4, 4),                             \
+        CHILL_FLASH_CONFIG(T, 64, 64, 128, 4, 2), CHILL_FLASH_CONFIG(T, 64, 32, 32, 2, 8),                             \
+        CHILL_FLASH_CONFIG(T, 96, 64, 64, 4, 2), CHILL_FLASH_CONFIG(T, 128, 64, 64, 4, 2),                             \
+        CHILL_FLASH_CONFIG(T, 128, 64, 64, 4, 3), CHILL_FLASH_CONFIG(T, 128, 64, 32, 4, 3),                            \
+        CHILL_FLASH_CONFIG(T, 128, 128, 64, 8, 1), CHILL_FLASH_CONFIG(T, 128, 128, 64, 8, 2),                          \
+        CHILL_FLASH_CONFIG(T, 128, 128, 32, 4, 2), CHILL_FLASH_CONFIG(T, 128, 32, 32, 2, 4),                           \
+        CHILL_FLASH_CONFIG(T, 256, 64, 32, 4, 1)
 
 #endif

@@ -2,5 +2,5 @@
  * dtype is its own file so the two compile in parallel. */
 #include "flash.cuh"
 
-const chill_cuda_config chill_cuda_configs_f16[] = {CHILL_FLASH_CONFIGS(__half, CHILL_F16)};
+const chill_cuda_config chill_cuda_configs_f16[] = {CHILL_FLASH_CONFIGS(__half)};
 const int chill_cuda_configs_f16_count = sizeof chill_cuda_configs_f16 / sizeof chill_cuda_configs_f16[0];
