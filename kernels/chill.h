@@ -81,9 +81,18 @@ typedef struct chill_params {
     int64_t q_offset;              /* position of query 0; CHILL_Q_OFFSET_AUTO by default */
     chill_mask mask;
     float sm_scale;                /* 0: 1/sqrt(head_dim) */
-    int allow_tf32;                /* fp32 on the GPU: allow TF32 tensor cores */
+    int allow_tf32;                /* fp32 on the GPU: allow TF32 tensor cores (below) */
     void *stream;                  /* cudaStream_t for device tensors; NULL: the default stream */
 } chill_params;
+
+/* allow_tf32: fp32 is true fp32 (the 1e-5 contract) unless this is set. Set,
+ * an fp32 call on a GPU of compute capability 8.0 or newer computes q k^T and
+ * p v on TF32 tensor cores: operands rounded to a 10-bit mantissa (as fp16's),
+ * fp32 accumulation and softmax, relative error about 1e-3 (within 2e-3),
+ * several times faster. It is a permission, never a requirement: where TF32
+ * cannot run (an older GPU; q, k or v not 16-byte aligned in start and
+ * strides, or out not 8-byte aligned) the call runs true fp32. The CPU always
+ * computes in fp32 and ignores it. fp16 and bf16 ignore it. */
 
 /* Zeroed parameters with q_offset = auto and the full mask. */
 void chill_params_init(chill_params *p);

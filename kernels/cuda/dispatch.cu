@@ -1,9 +1,10 @@
 /* The CUDA backend's entry points (kernels/backend.h): whether a call's tensors
  * are device memory, the device-side checks api.c cannot make (where each
  * pointer lives, the architecture, alignment, supported head dims), the choice
- * of a tile configuration from the tuning table, and the launch on the
- * caller's stream. Nothing here synchronizes or allocates: a call costs a few
- * pointer queries and one kernel launch. */
+ * of a kernel family (fp32: TF32 tensor cores or true fp32) and of a tile
+ * configuration from the tuning table, and the launch on the caller's stream.
+ * Nothing here synchronizes or allocates: a call costs a few pointer queries
+ * and one kernel launch. */
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -31,10 +32,18 @@ const char *chill_cuda_mask_class_name(chill_mask_class c) {
     return c == CHILL_MASK_CLASS_BANDED ? "banded" : "dense";
 }
 
-int chill_cuda_candidates(chill_dtype dtype, int head_dim, int arch, const chill_cuda_config **out, int max) {
+const char *chill_cuda_family_name(chill_dtype dtype, int tf32) {
+    return dtype == CHILL_F32 && tf32 ? "TF32" : chill_dtype_name(dtype);
+}
+
+int chill_cuda_candidates(chill_dtype dtype, int tf32, int head_dim, int arch, const chill_cuda_config **out,
+                          int max) {
     const chill_cuda_config *table = chill_cuda_configs_f32;
     int count = chill_cuda_configs_f32_count, n = 0;
-    if (dtype == CHILL_F16) {
+    if (dtype == CHILL_F32 && tf32) {
+        table = chill_cuda_configs_tf32;
+        count = chill_cuda_configs_tf32_count;
+    } else if (dtype == CHILL_F16) {
         table = chill_cuda_configs_f16;
         count = chill_cuda_configs_f16_count;
     } else if (dtype == CHILL_BF16) {
@@ -96,6 +105,27 @@ extern "C" int chill_cuda_healthy(void) {
     }
     size_t free_b, total_b;
     return cudaMemGetInfo(&free_b, &total_b) == cudaSuccess;
+}
+
+/* Whether t's start and strides are multiples of align bytes. */
+static int chill_cuda_aligned(const chill_tensor *t, size_t elem, int align) {
+    if ((uintptr_t)t->data % align != 0)
+        return 0;
+    for (int i = 0; i < 3; i++)
+        if ((t->stride[i] * (int64_t)elem) % align != 0)
+            return 0;
+    return 1;
+}
+
+/* Whether an fp32 call runs on TF32 tensor cores: the caller allows it, the
+ * device has them (sm_80+), and q, k, v and out are aligned as the
+ * tensor-core kernel reads (16-byte cp.async) and writes (8-byte stores).
+ * Otherwise fp32 runs true fp32: TF32 is allowed, never required, so a
+ * misaligned tensor costs speed, not an error. */
+static int chill_cuda_use_tf32(const chill_params *p, int arch) {
+    return p->dtype == CHILL_F32 && p->allow_tf32 && arch >= 80 && chill_cuda_aligned(&p->q, sizeof(float), 16) &&
+           chill_cuda_aligned(&p->k, sizeof(float), 16) && chill_cuda_aligned(&p->v, sizeof(float), 16) &&
+           chill_cuda_aligned(&p->out, sizeof(float), 8);
 }
 
 /* Each of the call's device tensors: on the current device, and 16-byte
@@ -238,20 +268,21 @@ chill_status chill_cuda_launch(const chill_params *p, const chill_cuda_args *a, 
     if (e == cudaSuccess)
         return CHILL_OK;
     return chill_fail(err, CHILL_ERR_DEVICE, "CUDA kernel %s (%s, head_dim %d) failed to launch: %s%s", config->name,
-                      chill_dtype_name(config->dtype), config->head_dim, cudaGetErrorString(e),
+                      chill_cuda_family_name(config->dtype, config->tf32), config->head_dim, cudaGetErrorString(e),
                       chill_cuda_sticky(e) ? " (the device is unusable until the process restarts)" : "");
 }
 
 /* $CHILL_CUDA_CONFIG names the configuration to run, over the tuning table
  * (the GPU tests run every configuration this way); a name not compiled for
- * the call's dtype and head dim is an error that lists those that are. */
-static chill_status chill_cuda_forced_config(const chill_params *p, int arch, const chill_cuda_config **config,
-                                             chill_error *err) {
+ * the call's family (dtype, TF32 or not) and head dim is an error that lists
+ * those that are. */
+static chill_status chill_cuda_forced_config(const chill_params *p, int arch, int tf32,
+                                             const chill_cuda_config **config, chill_error *err) {
     const char *name = getenv("CHILL_CUDA_CONFIG");
     if (name == NULL || name[0] == '\0')
         return CHILL_OK;
     const chill_cuda_config *cand[16];
-    int n = chill_cuda_candidates(p->dtype, (int)p->head_dim, arch, cand, 16);
+    int n = chill_cuda_candidates(p->dtype, tf32, (int)p->head_dim, arch, cand, 16);
     char list[256] = "";
     for (int i = 0; i < n; i++) {
         if (strcmp(cand[i]->name, name) == 0) {
@@ -261,7 +292,7 @@ static chill_status chill_cuda_forced_config(const chill_params *p, int arch, co
         snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? " " : "", cand[i]->name);
     }
     return chill_fail(err, CHILL_ERR_UNSUPPORTED, "CHILL_CUDA_CONFIG=%s: compiled for %s, head_dim %lld: %s", name,
-                      chill_dtype_name(p->dtype), (long long)p->head_dim, list);
+                      chill_cuda_family_name(p->dtype, tf32), (long long)p->head_dim, list);
 }
 
 static chill_status chill_cuda_forward_chunk(const chill_params *p, chill_error *err) {
@@ -270,14 +301,15 @@ static chill_status chill_cuda_forward_chunk(const chill_params *p, chill_error 
     chill_status st = chill_cuda_prepare(p, &arch, &a, err);
     if (st != CHILL_OK)
         return st;
+    const int tf32 = chill_cuda_use_tf32(p, arch);
     const chill_cuda_config *config = NULL;
-    if ((st = chill_cuda_forced_config(p, arch, &config, err)) != CHILL_OK)
+    if ((st = chill_cuda_forced_config(p, arch, tf32, &config, err)) != CHILL_OK)
         return st;
     if (config == NULL)
-        config = chill_cuda_tuned_config(arch, p->dtype, (int)p->head_dim, chill_cuda_mask_class(&p->mask));
+        config = chill_cuda_tuned_config(arch, p->dtype, tf32, (int)p->head_dim, chill_cuda_mask_class(&p->mask));
     if (config == NULL)
         return chill_fail(err, CHILL_ERR_UNSUPPORTED, "no CUDA kernel for %s, head_dim %lld on sm_%d",
-                          chill_dtype_name(p->dtype), (long long)p->head_dim, arch);
+                          chill_cuda_family_name(p->dtype, tf32), (long long)p->head_dim, arch);
     return chill_cuda_launch(p, &a, config, err);
 }
 

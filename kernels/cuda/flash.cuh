@@ -1,4 +1,5 @@
-/* Masked flash-attention forward on tensor cores (fp16, bf16; sm_80 and newer).
+/* Masked flash-attention forward on tensor cores (fp16, bf16, and fp32 as
+ * TF32 when the caller allows it; sm_80 and newer).
  *
  * What it computes (the CPU kernel in kernels/cpu/ is the reference):
  *     out[b,h,i] = sum_j softmax_j(sm_scale * q[b,h,i] . k[b,h/group,j]) v[b,h/group,j]
@@ -24,6 +25,14 @@
  *   fp16, bf16: mma m16n8k16; fragments by ldmatrix (V by ldmatrix.trans);
  *     shared rows padded by 16 bytes, so the 8 rows of an ldmatrix fall in 8
  *     different bank groups.
+ *   fp32 (TF32): mma m16n8k8 .tf32 on operands rounded by cvt.rna.tf32.f32;
+ *     ldmatrix moves 16-bit elements, so fragments come by plain shared
+ *     loads. The k order inside each k8 step is permuted (the mma's k index
+ *     t holds element 2t, index t+4 element 2t+1), which changes no sum: a
+ *     thread's Q and K elements then sit side by side (one 64-bit load for
+ *     two), and P's A fragment is the thread's own S accumulators with no
+ *     shuffle. Q and K rows are padded by 8 floats, V rows by 4, so that
+ *     every fragment load is free of bank conflicts.
  *
  * Rows past a sequence's end load as zeros (cp.async with source size 0) and
  * are masked (keys) or not written (queries). */
@@ -63,12 +72,12 @@ __device__ __forceinline__ void chill_ldmatrix_x4_trans(uint32_t r[4], const voi
  *   load_p(a, s, kk)        A fragment of P for k step kk, from the S
  *                           accumulators s[n8 tile][4] of one row tile
  *   store2(dst, x, y)       two adjacent outputs
- *   dtype                   the chill_dtype it computes */
+ *   dtype, TF32             the chill_dtype it computes, whether as TF32 */
 template <typename T> struct chill_mma;
 
 /* fp16 and bf16: m16n8k16, fragments by ldmatrix. Self adds run() and pack(). */
 template <typename T, typename Self> struct chill_mma_16bit {
-    static constexpr int K = 16, PAD_QK = 8, PAD_V = 8;
+    static constexpr int K = 16, PAD_QK = 8, PAD_V = 8, TF32 = 0;
     static __device__ __forceinline__ void load_a(uint32_t a[4], const T *s, int ld, int lane) {
         chill_ldmatrix_x4(a, s + (lane % 16) * ld + (lane / 16) * 8);
     }
@@ -115,6 +124,56 @@ template <> struct chill_mma<__nv_bfloat16> : chill_mma_16bit<__nv_bfloat16, chi
     static __device__ __forceinline__ uint32_t pack(float x, float y) {
         __nv_bfloat162 h = __floats2bfloat162_rn(x, y);
         return *reinterpret_cast<uint32_t *>(&h);
+    }
+};
+
+/* fp32 as TF32: m16n8k8, fragments by shared loads, k permuted inside each
+ * k8 step (top of file): mma k index t <-> element 2t, t + 4 <-> 2t + 1.
+ * g = lane / 4 is the fragment row (A) or column (B), t = lane % 4. */
+template <> struct chill_mma<float> {
+    static constexpr int K = 8, PAD_QK = 8, PAD_V = 4, TF32 = 1;
+    static constexpr chill_dtype dtype = CHILL_F32;
+    static __device__ __forceinline__ void run(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
+        asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+            "{%0,%1,%2,%3};\n"
+            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
+    /* Round to nearest (ties away) to TF32's 10-bit mantissa. */
+    static __device__ __forceinline__ uint32_t tf32(float x) {
+        uint32_t y;
+        asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(y) : "f"(x));
+        return y;
+    }
+    /* Elements 2t and 2t+1 of rows g (x) and g+8 (y) of the tile at s. */
+    static __device__ __forceinline__ void load_pairs(float2 &x, float2 &y, const float *s, int ld, int lane) {
+        x = *reinterpret_cast<const float2 *>(s + (lane / 4) * ld + 2 * (lane % 4));
+        y = *reinterpret_cast<const float2 *>(s + (lane / 4 + 8) * ld + 2 * (lane % 4));
+    }
+    /* a0 (g, t), a1 (g+8, t), a2 (g, t+4), a3 (g+8, t+4): elements 2t, 2t+1 of rows g, g+8. */
+    static __device__ __forceinline__ void load_a(uint32_t a[4], const float *s, int ld, int lane) {
+        float2 x, y;
+        load_pairs(x, y, s, ld, lane);
+        a[0] = tf32(x.x), a[1] = tf32(y.x), a[2] = tf32(x.y), a[3] = tf32(y.y);
+    }
+    /* b0 (k t, n g), b1 (k t+4, n g): key g's elements 2t, 2t+1; then key 8+g. */
+    static __device__ __forceinline__ void load_k(uint32_t b[4], const float *s, int ld, int lane) {
+        float2 x, y;
+        load_pairs(x, y, s, ld, lane);
+        b[0] = tf32(x.x), b[1] = tf32(x.y), b[2] = tf32(y.x), b[3] = tf32(y.y);
+    }
+    /* b0 (k t, n g), b1 (k t+4, n g): keys 2t and 2t+1 at dim g; then dim 8+g. */
+    static __device__ __forceinline__ void load_v(uint32_t b[4], const float *s, int ld, int lane) {
+        const float *r = s + 2 * (lane % 4) * ld + lane / 4;
+        b[0] = tf32(r[0]), b[1] = tf32(r[ld]), b[2] = tf32(r[8]), b[3] = tf32(r[ld + 8]);
+    }
+    /* The thread holds S at keys 2t, 2t+1 of rows g, g+8: exactly its A
+     * fragment of P under the permuted k order. One n8 tile is one k step. */
+    template <int NT> static __device__ __forceinline__ void load_p(uint32_t a[4], const float (&s)[NT][4], int kk) {
+        a[0] = tf32(s[kk][0]), a[1] = tf32(s[kk][2]), a[2] = tf32(s[kk][1]), a[3] = tf32(s[kk][3]);
+    }
+    static __device__ __forceinline__ void store2(float *dst, float x, float y) {
+        *reinterpret_cast<float2 *>(dst) = make_float2(x, y);
     }
 };
 
@@ -413,12 +472,16 @@ cudaError_t chill_flash_launch(const chill_cuda_args *a, int batch, cudaStream_t
     return cudaGetLastError();
 }
 
-#define CHILL_FLASH_CONFIG(T, D, BM, BN, W, MINB)                                                                     \
-    {#BM "x" #BN "w" #W "b" #MINB, chill_mma<T>::dtype, D, BM, BN, W, 80, chill_flash_launch<T, D, BM, BN, W, MINB>}
+/* One tile configuration, for compute capability ARCH (x 10) and newer. */
+#define CHILL_FLASH_CONFIG_SM(T, D, BM, BN, W, MINB, ARCH)                                                             \
+    {#BM "x" #BN "w" #W "b" #MINB, chill_mma<T>::dtype, chill_mma<T>::TF32, D, BM, BN, W, ARCH,                      \
+     chill_flash_launch<T, D, BM, BN, W, MINB>}
+#define CHILL_FLASH_CONFIG(T, D, BM, BN, W, MINB) CHILL_FLASH_CONFIG_SM(T, D, BM, BN, W, MINB, 80)
 
 /* The tile configurations compiled for each 16-bit dtype: BM x BN, W warps,
  * at least MINB blocks per multiprocessor (which caps the registers). The
- * first of each head dim is the default where the tuning table names none. */
+ * first of each head dim is the default where the tuning table names none.
+ * (TF32's own list is in flash_tf32.cu: its tiles take twice the bytes.) */
 #define CHILL_FLASH_CONFIGS(T)                                                                                         \
     CHILL_FLASH_CONFIG(T, 32, 64, 64, 4, 4), CHILL_FLASH_CONFIG(T, 64, 64, 64, 4, 3),                                  \
         CHILL_FLASH_CONFIG(T, 64, 64, 64, 4, 4), CHILL_FLASH_CONFIG(T, 64, 128, 64, 8, 2),                             \

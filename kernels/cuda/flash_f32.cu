@@ -1,7 +1,10 @@
 /* Masked flash-attention forward in true fp32 (CUDA cores, any architecture).
  *
  * What it computes: the same function as flash.cuh, with fp32 inputs and fp32
- * arithmetic throughout (no TF32), so it meets the fp32 contract (1e-5).
+ * arithmetic throughout (no TF32), so it meets the fp32 contract (1e-5). It
+ * runs every fp32 call except those that allow TF32 on sm_80+ with 16-byte
+ * aligned tensors: those run flash.cuh's kernel on TF32 tensor cores
+ * (flash_tf32.cu).
  *
  * How: one block of W warps per (query tile of W rows, head, sequence); warp w
  * owns query row w, each lane D/32 of its dimensions. Key tiles of 32 rows are
@@ -116,7 +119,7 @@ static cudaError_t chill_flash_f32_launch(const chill_cuda_args *a, int batch, c
     return cudaGetLastError();
 }
 
-#define CHILL_F32_CONFIG(D, W) {#W "x32w" #W, CHILL_F32, D, W, CHILL_F32_BN, W, 0, chill_flash_f32_launch<D, W>}
+#define CHILL_F32_CONFIG(D, W) {#W "x32w" #W, CHILL_F32, 0, D, W, CHILL_F32_BN, W, 0, chill_flash_f32_launch<D, W>}
 
 const chill_cuda_config chill_cuda_configs_f32[] = {
     CHILL_F32_CONFIG(32, 8), CHILL_F32_CONFIG(64, 8), CHILL_F32_CONFIG(96, 8), CHILL_F32_CONFIG(128, 8),

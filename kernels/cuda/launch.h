@@ -1,13 +1,14 @@
 /* Inside the CUDA backend: what a kernel launch receives and how the
  * dispatcher (dispatch.cu) finds the kernels (flash_f16.cu, flash_bf16.cu,
- * flash_f32.cu).
+ * flash_tf32.cu, flash_f32.cu).
  *
- * A tile configuration is one compiled kernel: a dtype, a head dim, a query
- * tile of bm rows, a key tile of bn rows and a block of warps. Each kernel
- * file contributes a table of them; the tuning table (tuning.cu) names one per
- * (architecture, dtype, head dim, mask class), and chillctl tune times them. A
- * later kernel family (a Hopper one, say) adds its own table here and nothing
- * else changes. */
+ * A tile configuration is one compiled kernel: a dtype (for fp32: true fp32
+ * or TF32 tensor cores), a head dim, a query tile of bm rows, a key tile of bn
+ * rows and a block of warps. Each kernel file contributes a table of them;
+ * the tuning table (tuning.cu) names one per (architecture, dtype, head dim,
+ * mask class), TF32 counting as a dtype of its own there, and chillctl tune
+ * times them. A later kernel family (a Hopper one, say) adds its own table
+ * here and nothing else changes. */
 #ifndef CHILL_CUDA_LAUNCH_H
 #define CHILL_CUDA_LAUNCH_H
 
@@ -50,6 +51,7 @@ typedef cudaError_t (*chill_cuda_launch_fn)(const chill_cuda_args *a, int batch,
 typedef struct chill_cuda_config {
     const char *name;      /* "64x64w4b3": bm x bn, warps, minimum blocks per SM */
     chill_dtype dtype;
+    int tf32;              /* fp32 on TF32 tensor cores: runs only when the call allows TF32 */
     int head_dim;
     int bm, bn, warps;
     int min_arch;          /* compute capability * 10 it needs */
@@ -62,6 +64,8 @@ extern const chill_cuda_config chill_cuda_configs_bf16[];
 extern const int chill_cuda_configs_bf16_count;
 extern const chill_cuda_config chill_cuda_configs_f32[];
 extern const int chill_cuda_configs_f32_count;
+extern const chill_cuda_config chill_cuda_configs_tf32[];
+extern const int chill_cuda_configs_tf32_count;
 
 /* Mask classes of the tuning table: masks whose key range is the whole
  * prefix of the sequence ("dense") and masks of a narrow band ("banded"). */
@@ -75,12 +79,19 @@ chill_mask_class chill_cuda_mask_class(const chill_mask *m);
 const char *chill_cuda_mask_class_name(chill_mask_class c);
 
 /* Candidate configurations for (dtype, head_dim) on an architecture (sm * 10
- * + minor, e.g. 90); returns the count written into out (at most max). */
-int chill_cuda_candidates(chill_dtype dtype, int head_dim, int arch, const chill_cuda_config **out, int max);
+ * + minor, e.g. 90), from the TF32 table when tf32 (fp32 only); returns the
+ * count written into out (at most max). */
+int chill_cuda_candidates(chill_dtype dtype, int tf32, int head_dim, int arch, const chill_cuda_config **out,
+                          int max);
 
 /* The configuration the tuning table names for the call, or the first
  * candidate when the table has no entry; NULL when none fits. */
-const chill_cuda_config *chill_cuda_tuned_config(int arch, chill_dtype dtype, int head_dim, chill_mask_class c);
+const chill_cuda_config *chill_cuda_tuned_config(int arch, chill_dtype dtype, int tf32, int head_dim,
+                                                 chill_mask_class c);
+
+/* What a family computes in, as the tuning table and messages name it:
+ * "FP32", "FP16", "BF16", or "TF32" (fp32 with tf32). */
+const char *chill_cuda_family_name(chill_dtype dtype, int tf32);
 
 /* Validates p against the device and fills a (dispatch.cu). */
 chill_status chill_cuda_prepare(const chill_params *p, int *arch, chill_cuda_args *a, chill_error *err);

@@ -17,14 +17,18 @@ extern "C" {
 #include "launch.h"
 #include "tune.h"
 
-__global__ void chill_tune_fill(uint16_t *x, size_t n, uint32_t seed, int bf16) {
+__global__ void chill_tune_fill(void *x, size_t n, uint32_t seed, chill_dtype dtype) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
         uint32_t h = (uint32_t)i * 2654435761u ^ seed;
         h ^= h >> 15;
         h *= 2246822519u;
         h ^= h >> 13;
         float f = ((h & 0xffff) / 65535.0f) * 2.0f - 1.0f;
-        x[i] = bf16 ? __bfloat16_as_ushort(__float2bfloat16(f)) : __half_as_ushort(__float2half(f));
+        if (dtype == CHILL_F32)
+            ((float *)x)[i] = f;
+        else
+            ((uint16_t *)x)[i] = dtype == CHILL_BF16 ? __bfloat16_as_ushort(__float2bfloat16(f))
+                                                     : __half_as_ushort(__float2half(f));
     }
 }
 
@@ -84,7 +88,11 @@ static chill_status chill_tune_write(const char *dir, int arch, const char *devi
 
 extern "C" chill_status chill_cuda_tune(const char *dir, int reps, FILE *log, chill_error *err) {
     const int B = 4, H = 8, T = 8192, dims[] = {32, 64, 96, 128, 256};
-    const chill_dtype dtypes[] = {CHILL_F16, CHILL_BF16};
+    /* The families with several configurations: fp16, bf16, fp32 as TF32. */
+    const struct {
+        chill_dtype dtype;
+        int tf32;
+    } families[] = {{CHILL_F16, 0}, {CHILL_BF16, 0}, {CHILL_F32, 1}};
     int device;
     cudaDeviceProp prop;
     chill_status st = chill_tune_cuda(cudaGetDevice(&device), "cudaGetDevice", err);
@@ -96,17 +104,20 @@ extern "C" chill_status chill_cuda_tune(const char *dir, int reps, FILE *log, ch
     const size_t n = (size_t)B * H * T * 256;
     void *buf[4] = {NULL, NULL, NULL, NULL};
     for (int i = 0; i < 4 && st == CHILL_OK; i++)
-        st = chill_tune_cuda(cudaMalloc(&buf[i], n * 2), "cudaMalloc", err);
+        st = chill_tune_cuda(cudaMalloc(&buf[i], n * sizeof(float)), "cudaMalloc", err);
     json_t *entries = json_array();
-    for (chill_dtype dt : dtypes)
+    for (const auto &fam : families)
         for (int D : dims) {
+            const chill_dtype dt = fam.dtype;
+            const char *family = chill_cuda_family_name(dt, fam.tf32);
             for (int i = 0; i < 3 && st == CHILL_OK; i++) {
-                chill_tune_fill<<<1024, 256>>>((uint16_t *)buf[i], n, 1234u + i, dt == CHILL_BF16);
+                chill_tune_fill<<<1024, 256>>>(buf[i], n, 1234u + i, dt);
                 st = chill_tune_cuda(cudaGetLastError(), "filling the inputs", err);
             }
             chill_params p;
             chill_params_init(&p);
             p.dtype = dt;
+            p.allow_tf32 = fam.tf32;
             p.batch = B, p.heads_q = p.heads_kv = H, p.seq_q = p.seq_k = T, p.head_dim = D;
             chill_tensor *ts[4] = {&p.q, &p.k, &p.v, &p.out};
             for (int i = 0; i < 4; i++) {
@@ -118,7 +129,7 @@ extern "C" chill_status chill_cuda_tune(const char *dir, int reps, FILE *log, ch
                 p.mask.type = cls == CHILL_MASK_CLASS_BANDED ? CHILL_MASK_sliding_window : CHILL_MASK_causal;
                 p.mask.arg[0] = p.mask.arg[1] = 64;
                 const chill_cuda_config *cand[16];
-                int nc = chill_cuda_candidates(dt, D, arch, cand, 16);
+                int nc = chill_cuda_candidates(dt, fam.tf32, D, arch, cand, 16);
                 const chill_cuda_config *best = NULL;
                 float best_ms = INFINITY;
                 for (int i = 0; i < nc && st == CHILL_OK; i++) {
@@ -126,14 +137,14 @@ extern "C" chill_status chill_cuda_tune(const char *dir, int reps, FILE *log, ch
                     st = chill_tune_time(&p, cand[i], reps, &ms, err);
                     if (st != CHILL_OK)
                         break;
-                    fprintf(log, "sm_%d %s D=%d %-6s %-10s %.4f ms\n", arch, chill_dtype_name(dt), D,
+                    fprintf(log, "sm_%d %s D=%d %-6s %-10s %.4f ms\n", arch, family, D,
                             chill_cuda_mask_class_name((chill_mask_class)cls), cand[i]->name, ms);
                     if (ms < best_ms)
                         best_ms = ms, best = cand[i];
                 }
                 if (best != NULL)
-                    json_array_append_new(entries, json_pack("{s:s, s:i, s:s, s:s, s:f}", "dtype",
-                                                             chill_dtype_name(dt), "head_dim", D, "mask_class",
+                    json_array_append_new(entries, json_pack("{s:s, s:i, s:s, s:s, s:f}", "dtype", family,
+                                                             "head_dim", D, "mask_class",
                                                              chill_cuda_mask_class_name((chill_mask_class)cls),
                                                              "config", best->name, "ms", (double)best_ms));
             }

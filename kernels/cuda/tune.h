@@ -12,8 +12,9 @@
 extern "C" {
 #endif
 
-/* For each (dtype, head dim, mask class) with more than one candidate, times
- * them on a representative problem (batch 4, 8 heads, 8192 tokens: causal for
+/* For each (dtype, head dim, mask class), dtype fp16, bf16 or TF32 (true fp32
+ * has one configuration per head dim), times the candidates on a
+ * representative problem (batch 4, 8 heads, 8192 tokens: causal for
  * "dense", sliding_window(64,64) for "banded"; median of reps launches after
  * warm-up), logs one line per timing to log, and writes the table of the
  * fastest to path (a directory: path/sm_<arch>.json). */

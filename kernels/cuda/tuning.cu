@@ -6,6 +6,9 @@
  *   {"arch": "sm_90", "device": "NVIDIA H100 80GB HBM3", "entries": [
  *     {"dtype": "FP16", "head_dim": 64, "mask_class": "dense", "config": "64x64w4b3"}, ...]}
  *
+ * dtype is FP32, FP16, BF16, or TF32: fp32 calls that allow TF32 (on sm_80+,
+ * aligned) look up TF32 entries, every other fp32 call FP32 ones.
+ *
  * An entry naming a configuration that is not compiled in is reported on
  * stderr and skipped; where the table has no entry (or no file exists), the
  * first compiled candidate for the dtype and head dim runs. */
@@ -14,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "launch.h"
 
@@ -22,6 +26,7 @@
 
 typedef struct chill_tuning_entry {
     chill_dtype dtype;
+    int tf32;
     int head_dim;
     chill_mask_class cls;
     const chill_cuda_config *config;
@@ -45,9 +50,20 @@ static int chill_class_parse(const char *s, chill_mask_class *c) {
     return -1;
 }
 
-static const chill_cuda_config *chill_config_named(int arch, chill_dtype dtype, int head_dim, const char *name) {
+/* A table's dtype: a chill_dtype name, or "TF32" (fp32 with tf32). */
+static int chill_family_parse(const char *s, chill_dtype *dtype, int *tf32) {
+    *tf32 = s != NULL && strcasecmp(s, chill_cuda_family_name(CHILL_F32, 1)) == 0;
+    if (*tf32) {
+        *dtype = CHILL_F32;
+        return 0;
+    }
+    return chill_dtype_parse(s, dtype);
+}
+
+static const chill_cuda_config *chill_config_named(int arch, chill_dtype dtype, int tf32, int head_dim,
+                                                   const char *name) {
     const chill_cuda_config *cand[16];
-    int n = chill_cuda_candidates(dtype, head_dim, arch, cand, 16);
+    int n = chill_cuda_candidates(dtype, tf32, head_dim, arch, cand, 16);
     for (int i = 0; i < n; i++)
         if (name != NULL && strcmp(cand[i]->name, name) == 0)
             return cand[i];
@@ -66,25 +82,27 @@ static void chill_tuning_load(int arch, chill_tuning_table *t) {
     size_t i;
     json_array_foreach(entries, i, e) {
         chill_dtype dtype;
+        int tf32;
         chill_mask_class cls;
         const char *cfg = json_string_value(json_object_get(e, "config"));
         int head_dim = (int)json_integer_value(json_object_get(e, "head_dim"));
         const chill_cuda_config *c = NULL;
-        if (chill_dtype_parse(json_string_value(json_object_get(e, "dtype")), &dtype) == 0 &&
+        if (chill_family_parse(json_string_value(json_object_get(e, "dtype")), &dtype, &tf32) == 0 &&
             chill_class_parse(json_string_value(json_object_get(e, "mask_class")), &cls) == 0)
-            c = chill_config_named(arch, dtype, head_dim, cfg);
+            c = chill_config_named(arch, dtype, tf32, head_dim, cfg);
         if (c == NULL || t->count == CHILL_TUNING_MAX) {
-            fprintf(stderr, "libchill: %s: entry %zu skipped: needs dtype FP32|FP16|BF16, mask_class dense|banded "
-                            "and a config compiled for that dtype and head_dim\n",
+            fprintf(stderr, "libchill: %s: entry %zu skipped: needs dtype FP32|FP16|BF16|TF32, mask_class "
+                            "dense|banded and a config compiled for that dtype and head_dim\n",
                     path, i);
             continue;
         }
-        t->entries[t->count++] = (chill_tuning_entry){dtype, head_dim, cls, c};
+        t->entries[t->count++] = (chill_tuning_entry){dtype, tf32, head_dim, cls, c};
     }
     json_decref(root);
 }
 
-const chill_cuda_config *chill_cuda_tuned_config(int arch, chill_dtype dtype, int head_dim, chill_mask_class c) {
+const chill_cuda_config *chill_cuda_tuned_config(int arch, chill_dtype dtype, int tf32, int head_dim,
+                                                 chill_mask_class c) {
     if (arch > 0 && arch < CHILL_ARCH_MAX) {
         chill_tuning_table *t = &chill_tables[arch];
         pthread_mutex_lock(&chill_tables_lock);
@@ -94,9 +112,10 @@ const chill_cuda_config *chill_cuda_tuned_config(int arch, chill_dtype dtype, in
         }
         pthread_mutex_unlock(&chill_tables_lock);
         for (int i = 0; i < t->count; i++)
-            if (t->entries[i].dtype == dtype && t->entries[i].head_dim == head_dim && t->entries[i].cls == c)
+            if (t->entries[i].dtype == dtype && t->entries[i].tf32 == tf32 && t->entries[i].head_dim == head_dim &&
+                t->entries[i].cls == c)
                 return t->entries[i].config;
     }
     const chill_cuda_config *first;
-    return chill_cuda_candidates(dtype, head_dim, arch, &first, 1) == 1 ? first : NULL;
+    return chill_cuda_candidates(dtype, tf32, head_dim, arch, &first, 1) == 1 ? first : NULL;
 }
