@@ -363,6 +363,29 @@ START_TEST(explicit_scales) {
 }
 END_TEST
 
+/* allow_tf32 is a permission for the GPU: the CPU computes fp32 in fp32
+ * either way, to the same bits. */
+START_TEST(tf32_ignored_on_cpu) {
+    uint64_t rng = next_seed();
+    for (int type = 0; type < chill_mask_count(); type++) {
+        call *c = call_build(random_spec(&rng, CHILL_F32, mask_with(type, 2, &rng)));
+        chill_error err;
+        call_poison(c);
+        ck_assert_msg(chill_forward(&c->p, &err) == CHILL_OK, "%s: %s", c->what, err.message);
+        float *plain = malloc(c->n_out * sizeof *plain);
+        memcpy(plain, c->p.out.data, c->n_out * sizeof *plain);
+        c->p.allow_tf32 = 1;
+        call_poison(c);
+        ck_assert_msg(chill_forward(&c->p, &err) == CHILL_OK, "%s, allow_tf32: %s", c->what, err.message);
+        call_check(c, "allow_tf32");
+        ck_assert_msg(memcmp(plain, c->p.out.data, c->n_out * sizeof *plain) == 0,
+                      "%s: allow_tf32 changed the CPU's output", c->what);
+        free(plain);
+        call_free(c);
+    }
+}
+END_TEST
+
 /* Every instruction-set variant this processor runs, on a mixed set. */
 START_TEST(every_isa) {
     const char *names[] = {"scalar", "avx2", "avx512"};
@@ -500,6 +523,7 @@ Suite *chill_test_suite(void) {
     tcase_add_test(tc, rows_without_keys);
     tcase_add_test(tc, unowned_rows_untouched);
     tcase_add_test(tc, explicit_scales);
+    tcase_add_test(tc, tf32_ignored_on_cpu);
     tcase_add_test(tc, every_isa);
     tcase_add_test(tc, random_calls);
     tcase_add_test(tc, concurrent_callers);
