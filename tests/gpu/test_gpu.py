@@ -10,6 +10,13 @@ on the same inputs (for the rows that have a key); lse within tolerance. Also:
 bad arguments come back as status codes with messages, and nothing
 synchronizes or allocates per call (checked with a CUDA graph capture).
 
+fp32 with allow_tf32 (cases marked tf32) runs the TF32 tensor-core kernel: its
+bound is 2e-3 (TF32 keeps a 10-bit mantissa, as fp16) and twice the error of
+SDPA's math backend with TF32 matmuls, or where cuBLAS ran that in full fp32,
+twice the error of exact attention on inputs rounded to TF32. check_tf32 shows
+that allow_tf32 really switches kernels and that TF32 falls back to true fp32
+where it cannot run.
+
     python3 tests/gpu/test_gpu.py            every case
     python3 tests/gpu/test_gpu.py --reduced  a few small ones (compute-sanitizer)
 """
@@ -33,6 +40,7 @@ ChillError, attention, mask_allows = binding.ChillError, binding.attention, bind
 DEV = "cuda"
 TOL = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1e-2}
 LSE_TOL = {torch.float32: 1e-4, torch.float16: 2e-2, torch.bfloat16: 5e-2}
+TF32_TOL, TF32_LSE_TOL = 2e-3, 2e-2  # fp32 with allow_tf32: a 10-bit mantissa, as fp16
 MASKS = ["full", "causal", "sliding_window(16,16)", "sliding_window(100,0)", "sliding_window(0,0)",
          "chunkwise(16,8)", "chunkwise(64,0)", "chunkwise(7,2)", "prefix_lm(128)", "prefix_lm(0)", "prefix_lm(33)"]
 
@@ -88,19 +96,41 @@ def sdpa(q, k, v, m, scale):
         attn_mask=m[None, None], scale=scale)[0]
 
 
+def tf32_round(x):
+    """x rounded to TF32 as cvt.rna.tf32.f32 does: 10-bit mantissa, nearest, ties away from zero."""
+    i = x.float().contiguous().view(torch.int32)
+    return ((i + 0x1000) & -0x2000).view(torch.float32).view(x.shape)
+
+
+def sdpa_tf32(q, k, v, m, scale):
+    """SDPA on fp32 with TF32 allowed: the math backend, whose matmuls may then run on TF32 tensor
+    cores (the fused fp32 kernels keep fp32 accuracy whatever the flag)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    old = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("high")
+    try:
+        with sdpa_kernel(SDPBackend.MATH):
+            return sdpa(q, k, v, m, scale)
+    finally:
+        torch.set_float32_matmul_precision(old)
+
+
 def rel(x, ref):
     return (torch.linalg.norm((x.double() - ref).flatten()) / max(torch.linalg.norm(ref.flatten()), 1e-300)).item()
 
 
 def run_case(c):
-    """c: dict of dtype, D, B, Hq, Hkv, Tq (list per sequence), Tk (list), mask, layout, q_offset, lse, seed."""
+    """c: dict of dtype, D, B, Hq, Hkv, Tq (list per sequence), Tk (list), mask, layout, q_offset, lse, seed,
+    and tf32 (fp32 with allow_tf32)."""
     gen = torch.Generator(device=DEV).manual_seed(c["seed"])
     dt, D, B, Hq, Hkv = c["dtype"], c["D"], c["B"], c["Hq"], c["Hkv"]
+    tf32 = c.get("tf32", False)
+    tol, lse_tol = (TF32_TOL, TF32_LSE_TOL) if tf32 else (TOL[dt], LSE_TOL[dt])
     lq, lk = c["Tq"], c["Tk"]
     scale = c.get("scale", 1.0 / math.sqrt(D))
     layout = c["layout"]
     rnd = lambda *s: torch.randn(*s, generator=gen, device=DEV, dtype=torch.float32).to(dt)  # noqa: E731
-    kw = dict(mask=c["mask"], sm_scale=scale, q_offset=c.get("q_offset"), return_lse=c["lse"])
+    kw = dict(mask=c["mask"], sm_scale=scale, q_offset=c.get("q_offset"), return_lse=c["lse"], allow_tf32=tf32)
     if layout == "packed":
         cq = torch.tensor([0] + list(torch.tensor(lq).cumsum(0)), dtype=torch.int32, device=DEV)
         ck = torch.tensor([0] + list(torch.tensor(lk).cumsum(0)), dtype=torch.int32, device=DEV)
@@ -153,10 +183,15 @@ def run_case(c):
         empty = ~m.any(dim=1)
         assert (ob[:, empty] == 0).all(), f"sequence {b}: a row with no key is not zero"
         err = rel(ob, ref)
-        assert err <= TOL[dt], f"sequence {b}: rel error {err:.3g} > {TOL[dt]}"
+        assert err <= tol, f"sequence {b}: rel error {err:.3g} > {tol}"
         rows = ~empty
         if rows.any() and lq[b] > 0:
-            e_sdpa = rel(sdpa(qb, kb, vb, m, scale)[:, rows], ref[:, rows])
+            if tf32:
+                e_sdpa = max(rel(sdpa_tf32(qb, kb, vb, m, scale)[:, rows], ref[:, rows]),
+                             rel(reference(tf32_round(qb), tf32_round(kb), tf32_round(vb), c["mask"], q_off,
+                                           scale)[0][:, rows], ref[:, rows]))
+            else:
+                e_sdpa = rel(sdpa(qb, kb, vb, m, scale)[:, rows], ref[:, rows])
             e_ours = rel(ob[:, rows], ref[:, rows])
             assert e_ours <= 2 * e_sdpa, f"sequence {b}: rel error {e_ours:.3g} > 2 x SDPA's {e_sdpa:.3g}"
         if lse is not None:
@@ -164,7 +199,7 @@ def run_case(c):
             assert torch.equal(torch.isneginf(lb), empty[None].expand_as(lb)), f"sequence {b}: lse -inf rows"
             if rows.any():
                 d = (lb[:, rows].double() - ref_lse[:, rows]).abs().max().item()
-                assert d <= LSE_TOL[dt], f"sequence {b}: lse off by {d:.3g}"
+                assert d <= lse_tol, f"sequence {b}: lse off by {d:.3g}"
         worst = max(worst, err)
     if layout != "packed":  # rows past a sequence's length are not written (chill.h)
         for b in range(B):
@@ -201,6 +236,12 @@ def cases(reduced):
         for D in (64, 128):
             for name in compiled_configs(torch.float16, D):
                 add(dtype=torch.float16, D=D, T=131, mask="sliding_window(40,3)", config=name)
+        for spec in ["causal", "chunkwise(16,8)"]:
+            add(dtype=torch.float32, tf32=True, D=64, T=131, mask=spec)
+        add(dtype=torch.float32, tf32=True, D=128, B=3, layout="packed", Tq=[70, 1, 129], Tk=[90, 5, 129],
+            mask="sliding_window(40,3)", Hq=4, Hkv=2)
+        for name in compiled_configs(torch.float32, 256, tf32=True):
+            add(dtype=torch.float32, tf32=True, D=256, Tq=[131, 40], Tk=[131, 77], mask="prefix_lm(33)", config=name)
         return out
     for dt in dtypes:
         for D in [32, 64, 96, 128, 256]:
@@ -222,16 +263,20 @@ def cases(reduced):
         host_seqs=True)
     add(dtype=torch.bfloat16, D=64, B=300, Tq=lens, Tk=[40] * 300, mask="sliding_window(5,2)", host_seqs=True)
     config_cases(add)
+    tf32_cases(add, rng, lens)
     return out
 
 
-def compiled_configs(dtype, D):
-    """The tile configurations compiled for (dtype, D), as libchill lists them for an unknown name."""
+def compiled_configs(dtype, D, tf32=False):
+    """The tile configurations compiled for (dtype, D), TF32's for fp32 with tf32, as libchill lists
+    them for an unknown name."""
     q = torch.randn(1, 1, 16, D, device=DEV, dtype=dtype)
     os.environ["CHILL_CUDA_CONFIG"] = "?"
     try:
-        attention(q, q, q)
+        attention(q, q, q, allow_tf32=tf32)
     except ChillError as e:
+        family = "TF32" if tf32 else {torch.float32: "FP32", torch.float16: "FP16", torch.bfloat16: "BF16"}[dtype]
+        assert f"compiled for {family}," in str(e), str(e)
         return str(e).rsplit(": ", 1)[1].split()
     finally:
         os.environ["CHILL_CUDA_CONFIG"] = ""
@@ -247,6 +292,55 @@ def config_cases(add):
                     add(dtype=dt, D=D, T=333, mask=spec, config=name, Hq=4, Hkv=2)
                 add(dtype=dt, D=D, layout="packed", B=3, Tq=[70, 1, 200], Tk=[90, 5, 200], mask="causal",
                     config=name)
+
+
+def tf32_cases(add, rng, lens):
+    """fp32 with allow_tf32, as the fp32 cases above: every mask and head dim, BTHD with MQA, per-sequence
+    lengths with GQA, packed, q_offset, more queries than keys, decode, an explicit scale, 300 packed
+    sequences, and every compiled TF32 tile configuration."""
+    dt = torch.float32
+    for D in [32, 64, 96, 128, 256]:
+        for spec in MASKS:
+            add(dtype=dt, tf32=True, D=D, T=rng.choice([77, 128, 200, 333]), mask=spec)
+    for spec in MASKS:
+        D = rng.choice([64, 128])
+        add(dtype=dt, tf32=True, D=D, layout="BTHD", T=257, mask=spec, Hq=4, Hkv=1)
+        add(dtype=dt, tf32=True, D=D, Tq=[190, 64, 1], Tk=[300, 64, 17], B=3, mask=spec, Hq=6, Hkv=2)
+        add(dtype=dt, tf32=True, D=D, layout="packed", B=4, Tq=[33, 250, 1, 128], Tk=[60, 250, 200, 0], mask=spec,
+            Hq=4, Hkv=4)
+        add(dtype=dt, tf32=True, D=D, Tq=[64] * 2, Tk=[500] * 2, mask=spec, q_offset=rng.choice([-70, 0, 10, 436, 600]))
+        add(dtype=dt, tf32=True, D=D, Tq=[300] * 2, Tk=[40] * 2, mask=spec)
+        add(dtype=dt, tf32=True, D=D, T=1, mask=spec, lse=False)
+    add(dtype=dt, tf32=True, D=64, T=1000, B=1, mask="causal", scale=0.3)
+    add(dtype=dt, tf32=True, D=64, layout="packed", B=300, Tq=lens, Tk=[n + 3 for n in lens], mask="causal",
+        host_seqs=True)
+    for D in (32, 64, 96, 128, 256):
+        for name in compiled_configs(dt, D, tf32=True):
+            for spec in ("causal", "chunkwise(7,2)", "sliding_window(40,3)", "prefix_lm(33)", "full"):
+                add(dtype=dt, tf32=True, D=D, T=333, mask=spec, config=name, Hq=4, Hkv=2)
+            add(dtype=dt, tf32=True, D=D, layout="packed", B=3, Tq=[70, 1, 200], Tk=[90, 5, 200], mask="causal",
+                config=name)
+
+
+def check_tf32():
+    """allow_tf32 switches fp32 to the TF32 kernel: on a dense case its error against float64 is
+    TF32's (well above 1e-5), while without it fp32 meets 1e-5; where TF32 cannot run (a q that is
+    not 16-byte aligned) the call falls back to true fp32."""
+    gen = torch.Generator(device=DEV).manual_seed(7)
+    q, k, v = (torch.randn(2, 4, 512, 64, generator=gen, device=DEV) for _ in range(3))
+    ref = torch.stack([reference(q[b], k[b], v[b], "full", 0, 0.125)[0] for b in range(2)])
+    e_tf32 = rel(attention(q, k, v, allow_tf32=True), ref)
+    e_fp32 = rel(attention(q, k, v, allow_tf32=False), ref)
+    e_sdpa = rel(torch.stack([sdpa_tf32(q[b], k[b], v[b], torch.ones(512, 512, dtype=torch.bool, device=DEV),
+                                        0.125) for b in range(2)]), ref)
+    print(f"     dense D64 T512: rel error TF32 {e_tf32:.2e} (SDPA math with TF32 {e_sdpa:.2e}), fp32 {e_fp32:.2e}")
+    assert 2e-5 < e_tf32 <= TF32_TOL, f"allow_tf32: rel error {e_tf32:.3g}, not TF32's"
+    assert e_fp32 <= TOL[torch.float32], f"fp32: rel error {e_fp32:.3g} > {TOL[torch.float32]}"
+    buf = torch.empty(q.numel() + 4, device=DEV)
+    q1 = buf[1:1 + q.numel()].view(q.shape)
+    q1.copy_(q)
+    e_fall = rel(attention(q1, k, v, allow_tf32=True), ref)
+    assert e_fall <= TOL[torch.float32], f"misaligned q with allow_tf32: rel error {e_fall:.3g}, not true fp32's"
 
 
 def check_errors():
@@ -306,7 +400,8 @@ def main():
     failed = 0
     all_cases = cases(reduced)
     for c in all_cases:
-        name = (f"seed={c['seed']} {str(c['dtype'])[6:]} D={c['D']} {c.get('config', '')} {c['mask']} "
+        name = (f"seed={c['seed']} {str(c['dtype'])[6:]}{' tf32' if c.get('tf32') else ''} D={c['D']} "
+                f"{c.get('config', '')} {c['mask']} "
                 f"{c['layout']} B={c['B']} "
                 f"Hq={c['Hq']} Hkv={c['Hkv']} Tq={c['Tq']} Tk={c['Tk']} q_offset={c.get('q_offset')}")
         try:
@@ -316,7 +411,7 @@ def main():
             failed += 1
             print(f"FAIL {name}: {e}")
     if not reduced:
-        for check in (check_errors, check_numpy_cpu, check_graph_capture):
+        for check in (check_tf32, check_errors, check_numpy_cpu, check_graph_capture):
             try:
                 check()
                 print(f"ok   {check.__name__}")
