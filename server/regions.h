@@ -5,9 +5,9 @@
  * then names it in an infer request instead of sending tensor bytes. The
  * protocol layer acquires a view of [offset, offset + size) for each tensor,
  * which keeps the region mapped until the view is released, even if the
- * client unregisters it meanwhile. Host regions are read and written only
- * through chill_region_read/write, which survive an owner truncating the
- * object under us (SIGBUS) and turn it into an error. */
+ * client unregisters it meanwhile. The CPU reads and writes host regions
+ * only through chill_region_read/write, which survive an owner truncating
+ * the object under us (SIGBUS) and turn it into an error. */
 #ifndef CHILL_SERVER_REGIONS_H
 #define CHILL_SERVER_REGIONS_H
 
@@ -22,6 +22,7 @@ typedef struct chill_region_view {
     size_t size;
     int on_device;  /* a CUDA shared-memory region */
     int device;     /* its device id when on_device */
+    int pinned;     /* a host region pinned for the GPU (server/hostmem.h) */
 } chill_region_view;
 
 /* Views [offset, offset + size) of region name. 0 on success; -1 with a
@@ -34,6 +35,13 @@ void chill_region_release(chill_region_view *view);
  * with a message when the region's object was truncated under us. */
 int chill_region_read(const chill_region_view *view, void *dst, size_t size, char *err, size_t errlen);
 int chill_region_write(const chill_region_view *view, const void *src, size_t size, char *err, size_t errlen);
+
+/* A pinned host view may be read and written by the GPU's copies directly,
+ * with no host copy: device copies do not fault even when the owner
+ * truncates the object, so such a use checks the object instead, before
+ * and after. 0 while the object still covers the region; -1 with a message
+ * once it was truncated. */
+int chill_region_intact(const chill_region_view *view, char *err, size_t errlen);
 
 /* Whether registration is allowed (config: on by default only on loopback
  * or a Unix socket), set once at start. */

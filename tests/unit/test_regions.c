@@ -192,7 +192,13 @@ START_TEST(truncated_object_fails_the_copy) {
     ck_assert_int_ne(chill_region_read(&v, buf, sizeof buf, err, sizeof err), 0);
     ck_assert_ptr_nonnull(strstr(err, "truncated"));
     ck_assert_int_ne(chill_region_write(&v, buf, sizeof buf, err, sizeof err), 0);
+    err[0] = '\0';
+    ck_assert_int_ne(chill_region_intact(&v, err, sizeof err), 0); /* what GPU-direct use checks */
+    ck_assert_ptr_nonnull(strstr(err, "truncated"));
+    ck_assert_int_eq(ftruncate(obj_fd, OBJ_BYTES - 1), 0);
+    ck_assert_int_ne(chill_region_intact(&v, err, sizeof err), 0);
     ck_assert_int_eq(ftruncate(obj_fd, OBJ_BYTES), 0); /* restored: copies work again */
+    ck_assert_int_eq(chill_region_intact(&v, err, sizeof err), 0);
     ck_assert_int_eq(chill_region_read(&v, buf, sizeof buf, err, sizeof err), 0);
     chill_region_release(&v);
 }
