@@ -38,21 +38,25 @@ const char *chill_cuda_family_name(chill_dtype dtype, int tf32) {
 
 int chill_cuda_candidates(chill_dtype dtype, int tf32, int head_dim, int arch, const chill_cuda_config **out,
                           int max) {
-    const chill_cuda_config *table = chill_cuda_configs_f32;
-    int count = chill_cuda_configs_f32_count, n = 0;
+    /* The mma.sync family's table for the dtype, then the Hopper family's. */
+    const chill_cuda_config *tables[2] = {chill_cuda_configs_f32, NULL};
+    int counts[2] = {chill_cuda_configs_f32_count, 0}, n = 0;
     if (dtype == CHILL_F32 && tf32) {
-        table = chill_cuda_configs_tf32;
-        count = chill_cuda_configs_tf32_count;
+        tables[0] = chill_cuda_configs_tf32;
+        counts[0] = chill_cuda_configs_tf32_count;
     } else if (dtype == CHILL_F16) {
-        table = chill_cuda_configs_f16;
-        count = chill_cuda_configs_f16_count;
+        tables[0] = chill_cuda_configs_f16, tables[1] = chill_cuda_configs_f16_sm90;
+        counts[0] = chill_cuda_configs_f16_count, counts[1] = chill_cuda_configs_f16_sm90_count;
     } else if (dtype == CHILL_BF16) {
-        table = chill_cuda_configs_bf16;
-        count = chill_cuda_configs_bf16_count;
+        tables[0] = chill_cuda_configs_bf16, tables[1] = chill_cuda_configs_bf16_sm90;
+        counts[0] = chill_cuda_configs_bf16_count, counts[1] = chill_cuda_configs_bf16_sm90_count;
     }
-    for (int i = 0; i < count && n < max; i++)
-        if (table[i].head_dim == head_dim && table[i].min_arch <= arch)
-            out[n++] = &table[i];
+    for (int f = 0; f < 2; f++)
+        for (int i = 0; i < counts[f] && n < max; i++) {
+            const chill_cuda_config *c = &tables[f][i];
+            if (c->head_dim == head_dim && c->min_arch <= arch && (c->max_arch == 0 || arch <= c->max_arch))
+                out[n++] = c;
+        }
     return n;
 }
 

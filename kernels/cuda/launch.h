@@ -7,8 +7,10 @@
  * rows and a block of warps. Each kernel file contributes a table of them;
  * the tuning table (tuning.cu) names one per (architecture, dtype, head dim,
  * mask class), TF32 counting as a dtype of its own there, and chillctl tune
- * times them. A later kernel family (a Hopper one, say) adds its own table
- * here and nothing else changes. */
+ * times them. A kernel family adds its own table here: the Hopper family
+ * (hopper.cuh: wgmma, sm_90a) has one per 16-bit dtype, searched after the
+ * mma.sync family's, and its configurations run on compute capability 9.0
+ * only (max_arch). */
 #ifndef CHILL_CUDA_LAUNCH_H
 #define CHILL_CUDA_LAUNCH_H
 
@@ -56,6 +58,7 @@ typedef struct chill_cuda_config {
     int bm, bn, warps;
     int min_arch;          /* compute capability * 10 it needs */
     chill_cuda_launch_fn launch;
+    int max_arch;          /* the newest it runs on (architecture-specific code such as sm_90a); 0: any */
 } chill_cuda_config;
 
 extern const chill_cuda_config chill_cuda_configs_f16[];
@@ -66,6 +69,10 @@ extern const chill_cuda_config chill_cuda_configs_f32[];
 extern const int chill_cuda_configs_f32_count;
 extern const chill_cuda_config chill_cuda_configs_tf32[];
 extern const int chill_cuda_configs_tf32_count;
+extern const chill_cuda_config chill_cuda_configs_f16_sm90[]; /* Hopper family; counts are 0 without sm_90a */
+extern const int chill_cuda_configs_f16_sm90_count;
+extern const chill_cuda_config chill_cuda_configs_bf16_sm90[];
+extern const int chill_cuda_configs_bf16_sm90_count;
 
 /* Mask classes of the tuning table: masks whose key range is the whole
  * prefix of the sequence ("dense") and masks of a narrow band ("banded"). */
