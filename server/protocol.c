@@ -360,12 +360,13 @@ static int acquire_region(decoder *d, const char *what, const char *name, json_t
 }
 
 /* Whether the GPU kernels compute on tensors shaped like q (rank 4, its
- * dtype and head dim) and the view is pinned for them: then the device's
- * copies move the tensor straight between the region and the GPU. */
-static int gpu_direct(const chill_region_view *v, const tensor *q) {
+ * dtype and head dim) and the view may be used in place by them: then the
+ * device's copies move the tensor straight between the region and the GPU. */
+static int gpu_direct(chill_region_view *v, const tensor *q) {
     chill_dtype dt;
-    return v->pinned && q->rank == 4 && chill_dtype_parse(q->datatype, &dt) == 0 &&
-           chill_gpu_supports(dt, q->shape[3]);
+    v->direct = q->rank == 4 && chill_dtype_parse(q->datatype, &dt) == 0 && chill_gpu_supports(dt, q->shape[3]) &&
+                chill_region_direct(v);
+    return v->direct;
 }
 
 /* q, k, v (is_data) in a pinned region go to the GPU from where they lie;
@@ -384,8 +385,6 @@ static int input_from_region(decoder *d, tensor *t, const char *name, json_t *pa
     }
     char err[256];
     if (is_data && gpu_direct(v, t)) {
-        if (chill_region_intact(v, err, sizeof err) != 0)
-            return fail(d, 400, "input %s: %s", name, err);
         t->data = v->ptr;
         return 200;
     }
@@ -622,7 +621,7 @@ static int place_output(decoder *d, chill_output_spec *s, const char *name, json
         int st = output_region(d, name, s, outputs);
         if (st != 200)
             return st;
-        const chill_region_view *v = &d->inf->views[s->view];
+        chill_region_view *v = &d->inf->views[s->view];
         if (v->on_device || (!has_lens && gpu_direct(v, q))) {
             s->data = v->ptr;
             s->direct = !v->on_device;
@@ -791,8 +790,7 @@ static int encode_output(chill_infer *inf, json_t *list, chill_output_spec *s, c
     json_array_append_new(list, o);
     if (s->view >= 0) {
         chill_region_view *v = &inf->views[s->view];
-        if (s->direct ? chill_region_intact(v, err, errlen) != 0
-                      : !v->on_device && chill_region_write(v, s->data, s->bytes, err, errlen) != 0)
+        if (!s->direct && !v->on_device && chill_region_write(v, s->data, s->bytes, err, errlen) != 0)
             return 400;
         json_object_set_new(o, "parameters", json_pack("{s:I}", "shared_memory_byte_size", (json_int_t)s->bytes));
         return 200;
@@ -810,6 +808,9 @@ static int encode_output(chill_infer *inf, json_t *list, chill_output_spec *s, c
 }
 
 int chill_infer_encode(chill_infer *inf, char *err, size_t errlen) {
+    for (int i = 0; i < inf->n_views; i++)
+        if (inf->views[i].direct && chill_region_unchanged(&inf->views[i], err, errlen) != 0)
+            return 400;
     json_t *outputs = json_array();
     json_t *r = json_pack("{s:s,s:s,s:o}", "model_name", inf->model->name, "model_version", "1", "outputs", outputs);
     json_t *id = json_object_get(inf->header, "id");
