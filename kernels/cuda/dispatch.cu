@@ -21,15 +21,16 @@ static const int chill_cuda_head_dims[] = {32, 64, 96, 128, 256};
 chill_mask_class chill_cuda_mask_class(const chill_mask *m) {
     switch (m->type) {
     case CHILL_MASK_sliding_window:
-    case CHILL_MASK_chunkwise:
         return CHILL_MASK_CLASS_BANDED;
+    case CHILL_MASK_chunkwise:
+        return CHILL_MASK_CLASS_CHUNKED;
     default:
         return CHILL_MASK_CLASS_DENSE;
     }
 }
 
 const char *chill_cuda_mask_class_name(chill_mask_class c) {
-    return c == CHILL_MASK_CLASS_BANDED ? "banded" : "dense";
+    return c == CHILL_MASK_CLASS_BANDED ? "banded" : c == CHILL_MASK_CLASS_CHUNKED ? "chunked" : "dense";
 }
 
 const char *chill_cuda_family_name(chill_dtype dtype, int tf32) {

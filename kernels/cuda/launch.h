@@ -75,10 +75,14 @@ extern const chill_cuda_config chill_cuda_configs_bf16_sm90[];
 extern const int chill_cuda_configs_bf16_sm90_count;
 
 /* Mask classes of the tuning table: masks whose key range is the whole
- * prefix of the sequence ("dense") and masks of a narrow band ("banded"). */
+ * prefix of the sequence ("dense"), sliding windows ("banded") and chunkwise
+ * masks ("chunked": a band of whole chunks, wider than a window and aligned to
+ * tiles, so it favours other tiles). A table without "chunked" entries uses
+ * the "banded" one. */
 typedef enum chill_mask_class {
     CHILL_MASK_CLASS_DENSE = 0,
     CHILL_MASK_CLASS_BANDED,
+    CHILL_MASK_CLASS_CHUNKED,
     CHILL_MASK_CLASS_COUNT
 } chill_mask_class;
 

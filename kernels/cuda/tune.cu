@@ -126,8 +126,12 @@ extern "C" chill_status chill_cuda_tune(const char *dir, int reps, FILE *log, ch
             }
             p.sm_scale = 1.0f / sqrtf((float)D);
             for (int cls = 0; cls < CHILL_MASK_CLASS_COUNT && st == CHILL_OK; cls++) {
-                p.mask.type = cls == CHILL_MASK_CLASS_BANDED ? CHILL_MASK_sliding_window : CHILL_MASK_causal;
-                p.mask.arg[0] = p.mask.arg[1] = 64;
+                /* causal; sliding_window(64,64); chunkwise(16,8) */
+                p.mask.type = cls == CHILL_MASK_CLASS_BANDED    ? CHILL_MASK_sliding_window
+                              : cls == CHILL_MASK_CLASS_CHUNKED ? CHILL_MASK_chunkwise
+                                                                : CHILL_MASK_causal;
+                p.mask.arg[0] = cls == CHILL_MASK_CLASS_CHUNKED ? 16 : 64;
+                p.mask.arg[1] = cls == CHILL_MASK_CLASS_CHUNKED ? 8 : 64;
                 const chill_cuda_config *cand[16];
                 int nc = chill_cuda_candidates(dt, fam.tf32, D, arch, cand, 16);
                 const chill_cuda_config *best = NULL;

@@ -7,7 +7,8 @@
  *     {"dtype": "FP16", "head_dim": 64, "mask_class": "dense", "config": "64x64w4b3"}, ...]}
  *
  * dtype is FP32, FP16, BF16, or TF32: fp32 calls that allow TF32 (on sm_80+,
- * aligned) look up TF32 entries, every other fp32 call FP32 ones.
+ * aligned) look up TF32 entries, every other fp32 call FP32 ones. mask_class
+ * is dense, banded or chunked (launch.h); chunked falls back to banded.
  *
  * An entry naming a configuration that is not compiled in is reported on
  * stderr and skipped; where the table has no entry (or no file exists), the
@@ -92,7 +93,7 @@ static void chill_tuning_load(int arch, chill_tuning_table *t) {
             c = chill_config_named(arch, dtype, tf32, head_dim, cfg);
         if (c == NULL || t->count == CHILL_TUNING_MAX) {
             fprintf(stderr, "libchill: %s: entry %zu skipped: needs dtype FP32|FP16|BF16|TF32, mask_class "
-                            "dense|banded and a config compiled for that dtype and head_dim\n",
+                            "dense|banded|chunked and a config compiled for that dtype and head_dim\n",
                     path, i);
             continue;
         }
@@ -111,10 +112,15 @@ const chill_cuda_config *chill_cuda_tuned_config(int arch, chill_dtype dtype, in
             t->loaded = 1;
         }
         pthread_mutex_unlock(&chill_tables_lock);
-        for (int i = 0; i < t->count; i++)
-            if (t->entries[i].dtype == dtype && t->entries[i].tf32 == tf32 && t->entries[i].head_dim == head_dim &&
-                t->entries[i].cls == c)
-                return t->entries[i].config;
+        for (;;) {
+            for (int i = 0; i < t->count; i++)
+                if (t->entries[i].dtype == dtype && t->entries[i].tf32 == tf32 &&
+                    t->entries[i].head_dim == head_dim && t->entries[i].cls == c)
+                    return t->entries[i].config;
+            if (c != CHILL_MASK_CLASS_CHUNKED)
+                break;
+            c = CHILL_MASK_CLASS_BANDED; /* a table from before the chunked class */
+        }
     }
     const chill_cuda_config *first;
     return chill_cuda_candidates(dtype, tf32, head_dim, arch, &first, 1) == 1 ? first : NULL;
