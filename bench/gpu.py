@@ -10,7 +10,7 @@ bytes / copy bandwidth) with both peaks measured here first, the floor over
 our time, and our speed-up over the fastest peer. Every libchill output is
 checked against FlexAttention's (or SDPA's) before it is timed.
 
-    python3 bench/gpu.py [--only D64] [--out bench/results/gpu-DATE.md]
+    python3 bench/gpu.py [--only D64|chunkwise] [--out bench/results/gpu-DATE.md]
 """
 
 import argparse
@@ -132,7 +132,9 @@ def table(rows):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--only", default="", help="run the cells whose label contains this (e.g. D64, causal)")
+    ap.add_argument("--only", default="",
+                    help="run the cells whose label contains this, or one of several split by '|' (e.g. D64, "
+                         "'sliding_window|chunkwise')")
     ap.add_argument("--out", default="", help="also write the report (markdown) here")
     args = ap.parse_args()
     torch.manual_seed(0)
@@ -147,7 +149,7 @@ def main():
     for B, H, D, T, dtype in SHAPES:
         for spec in MASKS:
             label = f"{spec} B{B} H{H} D{D} T{T} {str(dtype)[6:]}"
-            if args.only and args.only not in label:
+            if args.only and not any(x in label for x in args.only.split("|")):
                 continue
             r = run_cell(spec, B, H, D, T, dtype, peaks, flex)
             m = r["ms"]
