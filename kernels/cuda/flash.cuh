@@ -20,14 +20,6 @@
  * At the end O is divided by the row sum; a row that attended no key writes
  * zeros and lse = -inf.
  *
- * Strip configurations (for banded masks): about one block per resident
- * slot of the GPU, each walking consecutive query tiles of one (sequence,
- * head). Key tile kt lives in slot kt % NKV of a ring; the tiles still in the
- * ring are not loaded again, so a band that moves by BM/BN key tiles per
- * query tile loads only its new keys, and the next query tile's Q loads
- * while this one computes. The pipeline (one tile ahead, one barrier a tile)
- * runs on across query tiles.
- *
  * The element type's trait chill_mma<T> holds all that differs by dtype: the
  * mma shape, the fragment loads from shared memory and the conversions.
  *   fp16, bf16: mma m16n8k16; fragments by ldmatrix (V by ldmatrix.trans);
@@ -231,7 +223,7 @@ __device__ __forceinline__ void chill_load_rows(T *dst, const char *src, int64_t
     }
 }
 
-template <typename T, int D, int BM, int BN, int W, int MINB, int NKV, bool STRIP>
+template <typename T, int D, int BM, int BN, int W, int MINB>
 __global__ void __launch_bounds__(W * 32, MINB) chill_flash_kernel(const chill_cuda_args a) {
     using M = chill_mma<T>;
     constexpr int NTHREADS = W * 32;
@@ -247,304 +239,235 @@ __global__ void __launch_bounds__(W * 32, MINB) chill_flash_kernel(const chill_c
      * re-read from shared memory every key tile. */
     constexpr int REG_CAP = 65536 / (W * 32 * MINB) < 255 ? 65536 / (W * 32 * MINB) : 255;
     constexpr bool QREG = MT * KD * 4 + MT * D / 2 + MT * BN / 2 + 64 <= REG_CAP;
-    constexpr int NQ = STRIP ? 2 : 1;  /* Q tiles (and row bounds) in shared memory */
-    static_assert(MT >= 1 && BM == MT * 16 * W && BN % 16 == 0 && D % 16 == 0 && NKV >= 2, "bad tile configuration");
+    static_assert(MT >= 1 && BM == MT * 16 * W && BN % 16 == 0 && D % 16 == 0, "bad tile configuration");
 
     extern __shared__ __align__(16) unsigned char chill_smem[];
     T *sQ = reinterpret_cast<T *>(chill_smem);
-    T *sK = sQ + NQ * BM * LD;
-    T *sV = sK + NKV * BN * LD;
-    int4 *sRow = reinterpret_cast<int4 *>(sV + NKV * BN * LDV); /* per-row bounds for partial tiles */
+    T *sK = sQ + BM * LD;
+    T *sV = sK + 2 * BN * LD;
+    int4 *sRow = reinterpret_cast<int4 *>(sV + 2 * BN * LDV); /* per-row bounds for partial tiles */
 
-    /* This block's query tiles: [qt, qt_end) of sequence blockIdx.z, query
-     * head blockIdx.y, heavy strips first (causal: the last tiles). */
-    const chill_seq seq = chill_seq_geometry<T>(a, blockIdx.z, blockIdx.y);
-    const int tiles_max = (a.max_q_len + BM - 1) / BM, per_block = (tiles_max + gridDim.x - 1) / gridDim.x;
-    int qt = (gridDim.x - 1 - blockIdx.x) * per_block;
-    const int qt_end = min(qt + per_block, (seq.q_len + BM - 1) / BM);
+    chill_query_tile tile;
+    if (!chill_query_tile_of<T>(a, BM, BN, tile))
+        return;
+    const chill_seq &seq = tile.seq;
+    const int m0 = tile.m0;
+    const chill_tile_span &span = tile.span;
 
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int g = lane / 4, t = lane % 4;
     const int64_t q_ld = a.q_stride[2] * (int64_t)sizeof(T), k_ld = a.k_stride[2] * (int64_t)sizeof(T),
                   v_ld = a.v_stride[2] * (int64_t)sizeof(T);
-    const int64_t o_ld = a.o_stride[2];
 
-    /* The first query tile from x on whose span has keys (its span in sp);
-     * the tiles skipped attend no key: zeros, lse = -inf. */
-    auto next_tile = [&](int x, chill_tile_span &sp) {
-        for (; x < qt_end; x++) {
-            const int m = x * BM, m_last = min(m + BM, seq.q_len) - 1;
-            sp = chill_span(a.mask, seq.q_off + m, seq.q_off + m_last, seq.k_len, BN);
-            if (sp.kt_lo <= sp.kt_hi)
-                break;
-            for (int i = threadIdx.x; i < (m_last + 1 - m) * (D / 2); i += NTHREADS)
-                M::store2(reinterpret_cast<T *>(seq.out) + (m + i / (D / 2)) * o_ld + i % (D / 2) * 2, 0.f, 0.f);
-            if (seq.lse != nullptr)
-                for (int r = m + threadIdx.x; r <= m_last; r += NTHREADS)
-                    seq.lse[r * a.l_stride[2]] = -INFINITY;
-        }
-        return x;
-    };
-    auto load_q = [&](int x, int slot) {
-        for (int r = threadIdx.x; r < BM; r += NTHREADS)
-            sRow[slot * BM + r] = chill_row_bounds(a.mask, seq.q_off + x * BM + r, seq.k_len);
-        chill_load_rows<T, D, LD, BM, NTHREADS>(sQ + slot * BM * LD, seq.q, q_ld, x * BM, seq.q_len);
-    };
-    /* Key tiles live in slot kt % NKV. [res_lo, res_hi]: the tiles loaded
-     * (or in flight) there, consecutive, at most NKV: the query tiles of a
-     * strip share them (a band moves by BM/BN key tiles per query tile), so
-     * only the keys new to the next query tile are loaded. */
-    int res_lo = 0, res_hi = -1;
-    auto load_kv = [&](int x) {
-        chill_load_rows<T, D, LD, BN, NTHREADS>(sK + x % NKV * BN * LD, seq.k, k_ld, x * BN, seq.k_len);
-        chill_load_rows<T, D, LDV, BN, NTHREADS>(sV + x % NKV * BN * LDV, seq.v, v_ld, x * BN, seq.k_len);
-        if (res_lo <= res_hi && x == res_hi + 1)
-            res_lo = max(res_lo, x - NKV + 1), res_hi = x;
-        else
-            res_lo = res_hi = x;
-    };
+    float o[MT][DT][4];
+    float row_max[MT][2], row_sum[MT][2];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) {
+#pragma unroll
+        for (int dt = 0; dt < DT; dt++)
+            o[mt][dt][0] = o[mt][dt][1] = o[mt][dt][2] = o[mt][dt][3] = 0.f;
+        row_max[mt][0] = row_max[mt][1] = -INFINITY;
+        row_sum[mt][0] = row_sum[mt][1] = 0.f;
+    }
 
-    chill_tile_span span;
-    qt = next_tile(qt, span);
-    if (qt >= qt_end)
-        return;
-    load_q(qt, 0);
-    load_kv(span.kt_lo);
+    for (int r = threadIdx.x; r < BM; r += NTHREADS)
+        sRow[r] = chill_row_bounds(a.mask, seq.q_off + m0 + r, seq.k_len);
+    chill_load_rows<T, D, LD, BM, NTHREADS>(sQ, seq.q, q_ld, m0, seq.q_len);
+    if (span.kt_lo <= span.kt_hi) {
+        chill_load_rows<T, D, LD, BN, NTHREADS>(sK, seq.k, k_ld, span.kt_lo * BN, seq.k_len);
+        chill_load_rows<T, D, LDV, BN, NTHREADS>(sV, seq.v, v_ld, span.kt_lo * BN, seq.k_len);
+    }
     chill_cp_async_commit();
 
     uint32_t qf[QREG ? MT : 1][QREG ? KD : 1][4];
     const int wrow = warp * MT * 16; /* this warp's first row in the tile */
 
-    for (int qs = 0;; qs ^= NQ - 1) {
-        const int m0 = qt * BM;
-        const T *q_tile = sQ + qs * BM * LD;
-        const int4 *row_bounds = sRow + qs * BM;
-        /* The next query tile with keys: its Q loads while this one computes. */
-        chill_tile_span nspan = span;
-        const int qn = STRIP ? next_tile(qt + 1, nspan) : qt_end;
-
-        float o[MT][DT][4];
-        float row_max[MT][2], row_sum[MT][2];
-#pragma unroll
-        for (int mt = 0; mt < MT; mt++) {
-#pragma unroll
-            for (int dt = 0; dt < DT; dt++)
-                o[mt][dt][0] = o[mt][dt][1] = o[mt][dt][2] = o[mt][dt][3] = 0.f;
-            row_max[mt][0] = row_max[mt][1] = -INFINITY;
-            row_sum[mt][0] = row_sum[mt][1] = 0.f;
+    for (int kt = span.kt_lo; kt <= span.kt_hi; kt++) {
+        const int buf = (kt - span.kt_lo) & 1;
+        /* One barrier a tile: after it, tile kt is in shared memory for every
+         * thread and every warp is done with tile kt - 1, whose buffer then
+         * takes tile kt + 1 while this one computes. */
+        chill_cp_async_wait<0>();
+        __syncthreads();
+        if (kt < span.kt_hi) {
+            chill_load_rows<T, D, LD, BN, NTHREADS>(sK + (buf ^ 1) * BN * LD, seq.k, k_ld, (kt + 1) * BN, seq.k_len);
+            chill_load_rows<T, D, LDV, BN, NTHREADS>(sV + (buf ^ 1) * BN * LDV, seq.v, v_ld, (kt + 1) * BN,
+                                                     seq.k_len);
+            chill_cp_async_commit();
         }
 
-        for (int kt = span.kt_lo; kt <= span.kt_hi; kt++) {
-            /* One barrier a tile: after it, tile kt is in shared memory for every
-             * thread and every warp is done with the previous tile, whose slot
-             * may then take the next tile while this one computes. */
-            chill_cp_async_wait<0>();
-            __syncthreads();
-            if (STRIP && kt == span.kt_lo && qn < qt_end)
-                load_q(qn, qs ^ 1);
-            const int nkt = kt < span.kt_hi ? kt + 1 : qn < qt_end ? nspan.kt_lo : -1;
-            /* Only a tile that would overwrite this one's slot waits for it. */
-            const bool load = nkt >= 0 && (nkt < res_lo || nkt > res_hi), defer = load && nkt % NKV == kt % NKV;
-            if (load && !defer)
-                load_kv(nkt);
-            chill_cp_async_commit();
-
-            if (QREG && kt == span.kt_lo) {
-#pragma unroll
-                for (int mt = 0; mt < MT; mt++)
-#pragma unroll
-                    for (int kd = 0; kd < KD; kd++)
-                        M::load_a(qf[QREG ? mt : 0][QREG ? kd : 0], q_tile + (wrow + mt * 16) * LD + kd * KS, LD, lane);
-            }
-            const T *k_tile = sK + kt % NKV * BN * LD;
-            const T *v_tile = sV + kt % NKV * BN * LDV;
-
-            /* S = Q K^T */
-            float s[MT][NT][4];
+        if (QREG && kt == span.kt_lo) {
 #pragma unroll
             for (int mt = 0; mt < MT; mt++)
 #pragma unroll
-                for (int nt = 0; nt < NT; nt++)
-                    s[mt][nt][0] = s[mt][nt][1] = s[mt][nt][2] = s[mt][nt][3] = 0.f;
+                for (int kd = 0; kd < KD; kd++)
+                    M::load_a(qf[QREG ? mt : 0][QREG ? kd : 0], sQ + (wrow + mt * 16) * LD + kd * KS, LD, lane);
+        }
+        const T *k_tile = sK + buf * BN * LD;
+        const T *v_tile = sV + buf * BN * LDV;
+
+        /* S = Q K^T */
+        float s[MT][NT][4];
 #pragma unroll
-            for (int kd = 0; kd < KD; kd++) {
-                uint32_t qa[MT][4];
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+            for (int nt = 0; nt < NT; nt++)
+                s[mt][nt][0] = s[mt][nt][1] = s[mt][nt][2] = s[mt][nt][3] = 0.f;
+#pragma unroll
+        for (int kd = 0; kd < KD; kd++) {
+            uint32_t qa[MT][4];
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++) {
+                if (QREG) {
+#pragma unroll
+                    for (int i = 0; i < 4; i++)
+                        qa[mt][i] = qf[QREG ? mt : 0][QREG ? kd : 0][i];
+                } else {
+                    M::load_a(qa[mt], sQ + (wrow + mt * 16) * LD + kd * KS, LD, lane);
+                }
+            }
+#pragma unroll
+            for (int np = 0; np < NT / 2; np++) {
+                uint32_t kb[4];
+                M::load_k(kb, k_tile + np * 16 * LD + kd * KS, LD, lane);
 #pragma unroll
                 for (int mt = 0; mt < MT; mt++) {
-                    if (QREG) {
-#pragma unroll
-                        for (int i = 0; i < 4; i++)
-                            qa[mt][i] = qf[QREG ? mt : 0][QREG ? kd : 0][i];
-                    } else {
-                        M::load_a(qa[mt], q_tile + (wrow + mt * 16) * LD + kd * KS, LD, lane);
-                    }
+                    M::run(s[mt][2 * np], qa[mt], kb[0], kb[1]);
+                    M::run(s[mt][2 * np + 1], qa[mt], kb[2], kb[3]);
                 }
-#pragma unroll
-                for (int np = 0; np < NT / 2; np++) {
-                    uint32_t kb[4];
-                    M::load_k(kb, k_tile + np * 16 * LD + kd * KS, LD, lane);
-#pragma unroll
-                    for (int mt = 0; mt < MT; mt++) {
-                        M::run(s[mt][2 * np], qa[mt], kb[0], kb[1]);
-                        M::run(s[mt][2 * np + 1], qa[mt], kb[2], kb[3]);
-                    }
-                }
-            }
-
-            /* Outside the full range: the mask, row by row. */
-            const int n0 = kt * BN;
-            if (!chill_tile_is_full(span, n0, BN)) {
-                chill_with_predicate(a.mask, [&](auto allows) {
-#pragma unroll
-                    for (int mt = 0; mt < MT; mt++)
-#pragma unroll
-                        for (int hh = 0; hh < 2; hh++) {
-                            const int r = wrow + mt * 16 + g + hh * 8;
-                            const int4 rb = row_bounds[r];
-                            const int64_t qp = seq.q_off + m0 + r;
-#pragma unroll
-                            for (int nt = 0; nt < NT; nt++)
-#pragma unroll
-                                for (int e = 0; e < 2; e++) {
-                                    const int kp = n0 + nt * 8 + 2 * t + e;
-                                    if (kp >= seq.k_len || !chill_row_allows(rb, allows, qp, kp))
-                                        s[mt][nt][2 * hh + e] = -INFINITY;
-                                }
-                        }
-                });
-            }
-
-            /* Online softmax, rows g and g + 8 of each row tile. The running max
-             * (the base of the exponentials) moves only when a tile's max passes
-             * it by more than 2^8: probabilities stay <= 256, O and the row sum
-             * share the base, so the result is the same, and most tiles skip
-             * rescaling O. */
-            float alpha[MT][2];
-            bool rescale = false;
-#pragma unroll
-            for (int mt = 0; mt < MT; mt++)
-#pragma unroll
-                for (int hh = 0; hh < 2; hh++) {
-                    /* Raw scores: sm_scale > 0, so the max commutes with the scaling. */
-                    float mx = -INFINITY;
-#pragma unroll
-                    for (int nt = 0; nt < NT; nt++)
-                        mx = fmaxf(mx, fmaxf(s[mt][nt][2 * hh], s[mt][nt][2 * hh + 1]));
-                    mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
-                    mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
-                    mx *= a.scale_log2;
-                    const float m_old = row_max[mt][hh];
-                    const bool grow = mx > m_old + 8.f;
-                    const float m = grow ? mx : m_old;
-                    const float base = m == -INFINITY ? 0.f : m;
-                    alpha[mt][hh] = grow ? chill_exp2(m_old - base) : 1.f;
-                    rescale |= grow;
-                    row_max[mt][hh] = m;
-                    float sum = 0.f;
-#pragma unroll
-                    for (int nt = 0; nt < NT; nt++)
-#pragma unroll
-                        for (int e = 0; e < 2; e++) {
-                            float p = chill_exp2(fmaf(s[mt][nt][2 * hh + e], a.scale_log2, -base));
-                            s[mt][nt][2 * hh + e] = p;
-                            sum += p;
-                        }
-                    row_sum[mt][hh] = row_sum[mt][hh] * alpha[mt][hh] + sum;
-                }
-            if (__any_sync(0xffffffff, rescale)) {
-#pragma unroll
-                for (int mt = 0; mt < MT; mt++)
-#pragma unroll
-                    for (int dt = 0; dt < DT; dt++)
-#pragma unroll
-                        for (int i = 0; i < 4; i++)
-                            o[mt][dt][i] *= alpha[mt][i / 2];
-            }
-
-            /* O += P V */
-#pragma unroll
-            for (int kk = 0; kk < BN / KS; kk++) {
-                uint32_t pa[MT][4];
-#pragma unroll
-                for (int mt = 0; mt < MT; mt++)
-                    M::load_p(pa[mt], s[mt], kk);
-#pragma unroll
-                for (int dp = 0; dp < DT / 2; dp++) {
-                    uint32_t vb[4];
-                    M::load_v(vb, v_tile + kk * KS * LDV + dp * 16, LDV, lane);
-#pragma unroll
-                    for (int mt = 0; mt < MT; mt++) {
-                        M::run(o[mt][2 * dp], pa[mt], vb[0], vb[1]);
-                        M::run(o[mt][2 * dp + 1], pa[mt], vb[2], vb[3]);
-                    }
-                }
-            }
-            if (defer) {
-                __syncthreads();
-                load_kv(nkt);
-                chill_cp_async_commit();
             }
         }
 
-        /* out = O / sum; lse in natural log. */
+        /* Outside the full range: the mask, row by row. */
+        const int n0 = kt * BN;
+        if (!chill_tile_is_full(span, n0, BN)) {
+            chill_with_predicate(a.mask, [&](auto allows) {
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+                    for (int hh = 0; hh < 2; hh++) {
+                        const int r = wrow + mt * 16 + g + hh * 8;
+                        const int4 rb = sRow[r];
+                        const int64_t qp = seq.q_off + m0 + r;
+#pragma unroll
+                        for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+                            for (int e = 0; e < 2; e++) {
+                                const int kp = n0 + nt * 8 + 2 * t + e;
+                                if (kp >= seq.k_len || !chill_row_allows(rb, allows, qp, kp))
+                                    s[mt][nt][2 * hh + e] = -INFINITY;
+                            }
+                    }
+            });
+        }
+
+        /* Online softmax, rows g and g + 8 of each row tile. The running max
+         * (the base of the exponentials) moves only when a tile's max passes
+         * it by more than 2^8: probabilities stay <= 256, O and the row sum
+         * share the base, so the result is the same, and most tiles skip
+         * rescaling O. */
+        float alpha[MT][2];
+        bool rescale = false;
 #pragma unroll
         for (int mt = 0; mt < MT; mt++)
 #pragma unroll
             for (int hh = 0; hh < 2; hh++) {
-                float sum = row_sum[mt][hh];
-                sum += __shfl_xor_sync(0xffffffff, sum, 1);
-                sum += __shfl_xor_sync(0xffffffff, sum, 2);
-                const int row = m0 + wrow + mt * 16 + g + hh * 8;
-                if (row >= seq.q_len)
-                    continue;
-                const float inv = sum > 0.f ? 1.f / sum : 0.f;
-                T *dst = reinterpret_cast<T *>(seq.out) + row * o_ld;
+                /* Raw scores: sm_scale > 0, so the max commutes with the scaling. */
+                float mx = -INFINITY;
+#pragma unroll
+                for (int nt = 0; nt < NT; nt++)
+                    mx = fmaxf(mx, fmaxf(s[mt][nt][2 * hh], s[mt][nt][2 * hh + 1]));
+                mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
+                mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
+                mx *= a.scale_log2;
+                const float m_old = row_max[mt][hh];
+                const bool grow = mx > m_old + 8.f;
+                const float m = grow ? mx : m_old;
+                const float base = m == -INFINITY ? 0.f : m;
+                alpha[mt][hh] = grow ? chill_exp2(m_old - base) : 1.f;
+                rescale |= grow;
+                row_max[mt][hh] = m;
+                float sum = 0.f;
+#pragma unroll
+                for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+                    for (int e = 0; e < 2; e++) {
+                        float p = chill_exp2(fmaf(s[mt][nt][2 * hh + e], a.scale_log2, -base));
+                        s[mt][nt][2 * hh + e] = p;
+                        sum += p;
+                    }
+                row_sum[mt][hh] = row_sum[mt][hh] * alpha[mt][hh] + sum;
+            }
+        if (__any_sync(0xffffffff, rescale)) {
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++)
 #pragma unroll
                 for (int dt = 0; dt < DT; dt++)
-                    M::store2(dst + dt * 8 + 2 * t, o[mt][dt][2 * hh] * inv, o[mt][dt][2 * hh + 1] * inv);
-                if (seq.lse != nullptr && t == 0)
-                    seq.lse[row * a.l_stride[2]] =
-                        sum > 0.f ? (row_max[mt][hh] + log2f(sum)) * 0.69314718055994531f : -INFINITY;
+#pragma unroll
+                    for (int i = 0; i < 4; i++)
+                        o[mt][dt][i] *= alpha[mt][i / 2];
+        }
+
+        /* O += P V */
+#pragma unroll
+        for (int kk = 0; kk < BN / KS; kk++) {
+            uint32_t pa[MT][4];
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++)
+                M::load_p(pa[mt], s[mt], kk);
+#pragma unroll
+            for (int dp = 0; dp < DT / 2; dp++) {
+                uint32_t vb[4];
+                M::load_v(vb, v_tile + kk * KS * LDV + dp * 16, LDV, lane);
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    M::run(o[mt][2 * dp], pa[mt], vb[0], vb[1]);
+                    M::run(o[mt][2 * dp + 1], pa[mt], vb[2], vb[3]);
+                }
             }
-        if (qn >= qt_end)
-            break;
-        qt = qn;
-        span = nspan;
+        }
     }
     chill_cp_async_wait<0>();
+
+    /* out = O / sum; lse in natural log. */
+    const int64_t o_ld = a.o_stride[2];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int hh = 0; hh < 2; hh++) {
+            float sum = row_sum[mt][hh];
+            sum += __shfl_xor_sync(0xffffffff, sum, 1);
+            sum += __shfl_xor_sync(0xffffffff, sum, 2);
+            const int row = m0 + wrow + mt * 16 + g + hh * 8;
+            if (row >= seq.q_len)
+                continue;
+            const float inv = sum > 0.f ? 1.f / sum : 0.f;
+            T *dst = reinterpret_cast<T *>(seq.out) + row * o_ld;
+#pragma unroll
+            for (int dt = 0; dt < DT; dt++)
+                M::store2(dst + dt * 8 + 2 * t, o[mt][dt][2 * hh] * inv, o[mt][dt][2 * hh + 1] * inv);
+            if (seq.lse != nullptr && t == 0)
+                seq.lse[row * a.l_stride[2]] =
+                    sum > 0.f ? (row_max[mt][hh] + log2f(sum)) * 0.69314718055994531f : -INFINITY;
+        }
 }
 
-/* Shared memory of a configuration: NQ Q tiles with their row bounds, NKV K
- * and V tiles. */
-template <typename T, int D, int BM, int BN, int NKV = 2, int NQ = 1>
+/* Shared memory of a configuration: Q, two K and two V tiles, row bounds. */
+template <typename T, int D, int BM, int BN>
 constexpr size_t chill_flash_smem =
-    ((size_t)(NQ * BM + NKV * BN) * (D + chill_mma<T>::PAD_QK) + (size_t)NKV * BN * (D + chill_mma<T>::PAD_V)) *
-        sizeof(T) +
-    NQ * BM * sizeof(int4);
+    ((size_t)(BM + 2 * BN) * (D + chill_mma<T>::PAD_QK) + (size_t)2 * BN * (D + chill_mma<T>::PAD_V)) * sizeof(T) +
+    BM * sizeof(int4);
 
-/* One block per query tile; with STRIP, about one block per resident slot of
- * the GPU, each walking consecutive query tiles of one (sequence, head). */
-template <typename T, int D, int BM, int BN, int W, int MINB, int NKV = 2, bool STRIP = false>
+template <typename T, int D, int BM, int BN, int W, int MINB>
 cudaError_t chill_flash_launch(const chill_cuda_args *a, int batch, cudaStream_t stream) {
-    constexpr size_t smem = chill_flash_smem<T, D, BM, BN, NKV, STRIP ? 2 : 1>;
-    auto kernel = chill_flash_kernel<T, D, BM, BN, W, MINB, NKV, STRIP>;
+    constexpr size_t smem = chill_flash_smem<T, D, BM, BN>;
+    auto kernel = chill_flash_kernel<T, D, BM, BN, W, MINB>;
     cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
     if (e == cudaSuccess) /* all of the unified L1 as shared memory: MINB blocks must fit */
         e = cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared);
-    const int tiles = (a->max_q_len + BM - 1) / BM;
-    int strips = tiles;
-    if (STRIP && e == cudaSuccess) {
-        int dev, sms, per_sm;
-        if ((e = cudaGetDevice(&dev)) == cudaSuccess &&
-            (e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev)) == cudaSuccess &&
-            (e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, W * 32, smem)) == cudaSuccess) {
-            const int64_t pairs = (int64_t)a->heads_q * batch, slots = (int64_t)sms * per_sm;
-            strips = (int)(slots / pairs < 1 ? 1 : slots / pairs < tiles ? slots / pairs : tiles);
-        }
-    }
     if (e != cudaSuccess)
         return e;
-    dim3 grid(strips, a->heads_q, batch);
+    dim3 grid((a->max_q_len + BM - 1) / BM, a->heads_q, batch);
     kernel<<<grid, W * 32, smem, stream>>>(*a);
     return cudaGetLastError();
 }
@@ -554,10 +477,6 @@ cudaError_t chill_flash_launch(const chill_cuda_args *a, int batch, cudaStream_t
     {#BM "x" #BN "w" #W "b" #MINB, chill_mma<T>::dtype, chill_mma<T>::TF32, D, BM, BN, W, ARCH,                      \
      chill_flash_launch<T, D, BM, BN, W, MINB>}
 #define CHILL_FLASH_CONFIG(T, D, BM, BN, W, MINB) CHILL_FLASH_CONFIG_SM(T, D, BM, BN, W, MINB, 80)
-/* A strip configuration ("s" NKV key tile slots): for banded masks. */
-#define CHILL_FLASH_STRIP_CONFIG(T, D, BM, BN, W, MINB, NKV)                                                           \
-    {#BM "x" #BN "w" #W "b" #MINB "s" #NKV, chill_mma<T>::dtype, chill_mma<T>::TF32, D, BM, BN, W, 80,               \
-     chill_flash_launch<T, D, BM, BN, W, MINB, NKV, true>}
 
 /* The tile configurations compiled for each 16-bit dtype: BM x BN, W warps,
  * at least MINB blocks per multiprocessor (which caps the registers). The
@@ -572,6 +491,6 @@ cudaError_t chill_flash_launch(const chill_cuda_args *a, int batch, cudaStream_t
         CHILL_FLASH_CONFIG(T, 128, 64, 64, 4, 3), CHILL_FLASH_CONFIG(T, 128, 64, 32, 4, 3),                            \
         CHILL_FLASH_CONFIG(T, 128, 128, 64, 8, 1), CHILL_FLASH_CONFIG(T, 128, 128, 64, 8, 2),                          \
         CHILL_FLASH_CONFIG(T, 128, 128, 32, 4, 2), CHILL_FLASH_CONFIG(T, 128, 32, 32, 2, 4),                           \
-        CHILL_FLASH_CONFIG(T, 256, 64, 32, 4, 1), CHILL_FLASH_STRIP_CONFIG(T, 128, 32, 32, 2, 4, 2)
+        CHILL_FLASH_CONFIG(T, 256, 64, 32, 4, 1)
 
 #endif

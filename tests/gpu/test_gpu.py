@@ -236,9 +236,6 @@ def cases(reduced):
         for D in (64, 128):
             for name in compiled_configs(torch.float16, D):
                 add(dtype=torch.float16, D=D, T=131, mask="sliding_window(40,3)", config=name)
-        # a strip configuration walking several query tiles per block (enough heads for one strip a head)
-        for name in strip_configs(torch.float16, 128):
-            add(dtype=torch.float16, D=128, B=1, T=131, mask="sliding_window(40,3)", config=name, Hq=288, Hkv=96)
         for spec in ["causal", "chunkwise(16,8)"]:
             add(dtype=torch.float32, tf32=True, D=64, T=131, mask=spec)
         add(dtype=torch.float32, tf32=True, D=128, B=3, layout="packed", Tq=[70, 1, 129], Tk=[90, 5, 129],
@@ -286,15 +283,8 @@ def compiled_configs(dtype, D, tf32=False):
     raise AssertionError("CHILL_CUDA_CONFIG=? was accepted")
 
 
-def strip_configs(dtype, D):
-    """The strip configurations ("...s<slots>": blocks walking several query tiles) among the compiled."""
-    return [n for n in compiled_configs(dtype, D) if "s" in n.split("b")[-1]]
-
-
 def config_cases(add):
-    """Every compiled tile configuration on odd shapes, partial and full tiles, packed and GQA. Strip
-    configurations also with enough heads that each block walks a whole sequence's query tiles: per-sequence
-    lengths, packed, q_offset (tiles without keys at the start and at the end of a strip) and every mask."""
+    """Every compiled tile configuration on odd shapes, partial and full tiles, packed and GQA."""
     for dt in (torch.float16, torch.bfloat16):
         for D in (32, 64, 96, 128, 256):
             for name in compiled_configs(dt, D):
@@ -302,15 +292,6 @@ def config_cases(add):
                     add(dtype=dt, D=D, T=333, mask=spec, config=name, Hq=4, Hkv=2)
                 add(dtype=dt, D=D, layout="packed", B=3, Tq=[70, 1, 200], Tk=[90, 5, 200], mask="causal",
                     config=name)
-            for name in strip_configs(dt, D):
-                for spec in ("causal", "chunkwise(16,8)", "sliding_window(16,16)", "sliding_window(40,3)",
-                             "prefix_lm(33)", "full"):
-                    add(dtype=dt, D=D, B=2, Tq=[333, 140], Tk=[333, 260], mask=spec, config=name, Hq=192, Hkv=48)
-                add(dtype=dt, D=D, layout="packed", B=3, Tq=[70, 1, 300], Tk=[90, 5, 300], mask="chunkwise(16,2)",
-                    config=name, Hq=128, Hkv=64)
-                for q_offset, tk in ((-200, 400), (0, 100)):
-                    add(dtype=dt, D=D, Tq=[300] * 2, Tk=[tk] * 2, mask="sliding_window(8,8)", q_offset=q_offset,
-                        config=name, Hq=192, Hkv=192)
 
 
 def tf32_cases(add, rng, lens):
