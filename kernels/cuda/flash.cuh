@@ -75,6 +75,16 @@ __device__ __forceinline__ void chill_ldmatrix_x4_trans(uint32_t r[4], const voi
  *   dtype, TF32             the chill_dtype it computes, whether as TF32 */
 template <typename T> struct chill_mma;
 
+/* run(c, a, b0, b1) of chill_mma<T>: one mma.sync of the given shape with
+ * A and B of type ab, accumulating in fp32. */
+#define CHILL_MMA_RUN(shape, ab)                                                                            \
+    static __device__ __forceinline__ void run(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) { \
+        asm("mma.sync.aligned." shape ".row.col.f32." ab "." ab ".f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "     \
+            "{%8,%9}, {%0,%1,%2,%3};\n"                                                                     \
+            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])                                                \
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));                                \
+    }
+
 /* fp16 and bf16: m16n8k16, fragments by ldmatrix. Self adds run() and pack(). */
 template <typename T, typename Self> struct chill_mma_16bit {
     static constexpr int K = 16, PAD_QK = 8, PAD_V = 8, TF32 = 0;
@@ -101,12 +111,7 @@ template <typename T, typename Self> struct chill_mma_16bit {
 
 template <> struct chill_mma<__half> : chill_mma_16bit<__half, chill_mma<__half>> {
     static constexpr chill_dtype dtype = CHILL_F16;
-    static __device__ __forceinline__ void run(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
-        asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-            "{%0,%1,%2,%3};\n"
-            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-    }
+    CHILL_MMA_RUN("m16n8k16", "f16")
     static __device__ __forceinline__ uint32_t pack(float x, float y) {
         __half2 h = __floats2half2_rn(x, y);
         return *reinterpret_cast<uint32_t *>(&h);
@@ -115,12 +120,7 @@ template <> struct chill_mma<__half> : chill_mma_16bit<__half, chill_mma<__half>
 
 template <> struct chill_mma<__nv_bfloat16> : chill_mma_16bit<__nv_bfloat16, chill_mma<__nv_bfloat16>> {
     static constexpr chill_dtype dtype = CHILL_BF16;
-    static __device__ __forceinline__ void run(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
-        asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-            "{%0,%1,%2,%3};\n"
-            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-    }
+    CHILL_MMA_RUN("m16n8k16", "bf16")
     static __device__ __forceinline__ uint32_t pack(float x, float y) {
         __nv_bfloat162 h = __floats2bfloat162_rn(x, y);
         return *reinterpret_cast<uint32_t *>(&h);
@@ -133,12 +133,7 @@ template <> struct chill_mma<__nv_bfloat16> : chill_mma_16bit<__nv_bfloat16, chi
 template <> struct chill_mma<float> {
     static constexpr int K = 8, PAD_QK = 8, PAD_V = 4, TF32 = 1;
     static constexpr chill_dtype dtype = CHILL_F32;
-    static __device__ __forceinline__ void run(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
-        asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-            "{%0,%1,%2,%3};\n"
-            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-    }
+    CHILL_MMA_RUN("m16n8k8", "tf32")
     /* Round to nearest (ties away) to TF32's 10-bit mantissa. */
     static __device__ __forceinline__ uint32_t tf32(float x) {
         uint32_t y;
