@@ -6,6 +6,7 @@
  * the optional ones change what is computed. The advertised datatype is
  * FP16 (what perf_analyzer generates); FP32 and BF16 are accepted too. */
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,9 +58,14 @@ chill_model *chill_model_find(const char *name) {
     return NULL;
 }
 
+/* Every model's statistics change under this lock, so a snapshot is
+ * consistent: perf_analyzer aborts when the counts of compute_input,
+ * compute_infer and compute_output it reads differ. */
+static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static void stat_add(chill_stat *s, uint64_t ns) {
-    __atomic_add_fetch(&s->count, 1, __ATOMIC_RELAXED);
-    __atomic_add_fetch(&s->ns, ns, __ATOMIC_RELAXED);
+    s->count++;
+    s->ns += ns;
 }
 
 void chill_model_record(chill_model *m, int ok, uint64_t total_ns, uint64_t queue_ns,
@@ -67,20 +73,20 @@ void chill_model_record(chill_model *m, int ok, uint64_t total_ns, uint64_t queu
     chill_model_stats *s = &m->stats;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    __atomic_store_n(&s->last_inference_ms, (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000,
-                     __ATOMIC_RELAXED);
+    pthread_mutex_lock(&stats_lock);
+    s->last_inference_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
     if (!ok) {
         stat_add(&s->fail, total_ns);
-        return;
+    } else {
+        stat_add(&s->success, total_ns);
+        stat_add(&s->queue, queue_ns);
+        stat_add(&s->compute_input, input_ns);
+        stat_add(&s->compute_infer, infer_ns);
+        stat_add(&s->compute_output, output_ns);
+        s->inference_count++;
+        s->execution_count += first_of_launch != 0;
     }
-    stat_add(&s->success, total_ns);
-    stat_add(&s->queue, queue_ns);
-    stat_add(&s->compute_input, input_ns);
-    stat_add(&s->compute_infer, infer_ns);
-    stat_add(&s->compute_output, output_ns);
-    __atomic_add_fetch(&s->inference_count, 1, __ATOMIC_RELAXED);
-    if (first_of_launch)
-        __atomic_add_fetch(&s->execution_count, 1, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&stats_lock);
 }
 
 static char *dump(json_t *j) {
@@ -137,12 +143,13 @@ char *chill_model_config_json(const chill_model *m) {
 }
 
 static json_t *stat_json(const chill_stat *s) {
-    return json_pack("{s:I,s:I}", "count", (json_int_t)__atomic_load_n(&s->count, __ATOMIC_RELAXED),
-                     "ns", (json_int_t)__atomic_load_n(&s->ns, __ATOMIC_RELAXED));
+    return json_pack("{s:I,s:I}", "count", (json_int_t)s->count, "ns", (json_int_t)s->ns);
 }
 
 static json_t *model_stats(const chill_model *m) {
-    const chill_model_stats *s = &m->stats;
+    pthread_mutex_lock(&stats_lock);
+    const chill_model_stats snap = m->stats, *s = &snap;
+    pthread_mutex_unlock(&stats_lock);
     json_t *inf = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "success", stat_json(&s->success), "fail",
                             stat_json(&s->fail), "queue", stat_json(&s->queue), "compute_input",
                             stat_json(&s->compute_input), "compute_infer", stat_json(&s->compute_infer),

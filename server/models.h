@@ -26,7 +26,7 @@ typedef struct chill_model {
     int preset;           /* arguments fixed in `mask` */
     chill_mask mask;      /* the preset's mask; for a mask type, its type only */
     char spec[128];       /* the preset's spec, canonical */
-    chill_model_stats stats; /* updated with atomics */
+    chill_model_stats stats; /* changed and read under one lock (models.c) */
 } chill_model;
 
 /* Builds the table from the mask registry and c's presets. 0 on success. */
