@@ -31,7 +31,7 @@ for f in "$BUILD/bin/chilld" "$ctl" "$BUILD/lib/libchilld.a"; do
   [ -e "$f" ] || { echo "colocated: $f is missing; run make first" >&2; exit 1; }
 done
 cuda_libs=()
-if nm "$BUILD/lib/libchill.a" 2>/dev/null | grep -q cudaLaunch; then
+if nm "$BUILD/lib/libchill.a" "$BUILD/lib/libchilld.a" 2>/dev/null | grep ' U cuda' >/dev/null; then
   cuda_libs=(-L"${CUDA_HOME:-/usr/local/cuda}/lib64" -lcudart_static -ldl -lstdc++)
 fi
 ${CC:-cc} -D_GNU_SOURCE -Iserver -Ikernels -Imasks -O2 -std=c11 -Wall -Wextra -Werror -pthread bench/colocated.c \
