@@ -359,7 +359,19 @@ static int acquire_region(decoder *d, const char *what, const char *name, json_t
     return 200;
 }
 
-static int input_from_region(decoder *d, tensor *t, const char *name, json_t *params) {
+/* Whether the GPU kernels compute on tensors shaped like q (rank 4, its
+ * dtype and head dim) and the view may be used in place by them: then the
+ * device's copies move the tensor straight between the region and the GPU. */
+static int gpu_direct(chill_region_view *v, const tensor *q) {
+    chill_dtype dt;
+    v->direct = q->rank == 4 && chill_dtype_parse(q->datatype, &dt) == 0 && chill_gpu_supports(dt, q->shape[3]) &&
+                chill_region_direct(v);
+    return v->direct;
+}
+
+/* q, k, v (is_data) in a pinned region go to the GPU from where they lie;
+ * everything else the CPU reads is copied out, guarded against truncation. */
+static int input_from_region(decoder *d, tensor *t, const char *name, json_t *params, int is_data) {
     size_t bytes = (size_t)t->elements * t->esize;
     int vi, st = acquire_region(d, "input", name, params, bytes, &vi);
     if (st != 200)
@@ -372,6 +384,10 @@ static int input_from_region(decoder *d, tensor *t, const char *name, json_t *pa
         return 200;
     }
     char err[256];
+    if (is_data && gpu_direct(v, t)) {
+        t->data = v->ptr;
+        return 200;
+    }
     if ((t->data = own(d->inf, bytes)) == NULL)
         return fail(d, 503, "input %s: out of memory for %zu bytes", name, bytes);
     if (chill_region_read(v, t->data, bytes, err, sizeof err) != 0)
@@ -459,7 +475,7 @@ static int decode_input(decoder *d, json_t *in, size_t index, tensor *inputs) {
     if (bin != NULL)
         return input_from_binary(d, t, name, bin);
     if (from_region)
-        return input_from_region(d, t, name, params);
+        return input_from_region(d, t, name, params, which <= IN_V);
     return input_from_json(d, t, name, data);
 }
 
@@ -593,17 +609,22 @@ static void set_strides(chill_tensor *t, int bthd, dims x) {
 /* Where output s is written: in place in a CUDA shared-memory view, else in a
  * buffer of the infer (copied to its system region, if any, when encoding).
  * The buffer starts as what rows past seq_lens answer, since the kernel and
- * the batcher's unpacking write only the rows the sequences own: out zeros
- * (own() clears it), lse -inf, like a row with no key. */
-static int place_output(decoder *d, chill_output_spec *s, const char *name, json_t *outputs) {
+ * the batcher's copies write only the rows the sequences own: out zeros
+ * (own() clears it), lse -inf, like a row with no key. Without seq_lens
+ * every row is written, so a pinned system region the GPU computes for
+ * (gpu_direct) takes the output directly. */
+static int place_output(decoder *d, chill_output_spec *s, const char *name, json_t *outputs, const tensor *q,
+                        int has_lens) {
     if (!s->computed)
         return 200;
     if (s->view == -2) {
         int st = output_region(d, name, s, outputs);
         if (st != 200)
             return st;
-        if (d->inf->views[s->view].on_device) {
-            s->data = d->inf->views[s->view].ptr;
+        chill_region_view *v = &d->inf->views[s->view];
+        if (v->on_device || (!has_lens && gpu_direct(v, q))) {
+            s->data = v->ptr;
+            s->direct = !v->on_device;
             return 200;
         }
     }
@@ -677,9 +698,10 @@ static int build_request(decoder *d, tensor *in, const request_params *rp, json_
     inf->lse.shape[2] = q.t;
     inf->lse.rank = 3;
     inf->lse.bytes = sizeof(float) * (size_t)(q.b * q.h * q.t);
-    int st = place_output(d, &inf->out, "out", outputs);
+    int has_lens = in[IN_SEQ_LENS].present || in[IN_KV_SEQ_LENS].present;
+    int st = place_output(d, &inf->out, "out", outputs, &in[IN_Q], has_lens);
     if (st == 200)
-        st = place_output(d, &inf->lse, "lse", outputs);
+        st = place_output(d, &inf->lse, "lse", outputs, &in[IN_Q], has_lens);
     if (st == 200)
         st = check_device(d, in);
     if (st != 200)
@@ -768,7 +790,7 @@ static int encode_output(chill_infer *inf, json_t *list, chill_output_spec *s, c
     json_array_append_new(list, o);
     if (s->view >= 0) {
         chill_region_view *v = &inf->views[s->view];
-        if (!v->on_device && chill_region_write(v, s->data, s->bytes, err, errlen) != 0)
+        if (!s->direct && !v->on_device && chill_region_write(v, s->data, s->bytes, err, errlen) != 0)
             return 400;
         json_object_set_new(o, "parameters", json_pack("{s:I}", "shared_memory_byte_size", (json_int_t)s->bytes));
         return 200;
@@ -786,6 +808,9 @@ static int encode_output(chill_infer *inf, json_t *list, chill_output_spec *s, c
 }
 
 int chill_infer_encode(chill_infer *inf, char *err, size_t errlen) {
+    for (int i = 0; i < inf->n_views; i++)
+        if (inf->views[i].direct && chill_region_unchanged(&inf->views[i], err, errlen) != 0)
+            return 400;
     json_t *outputs = json_array();
     json_t *r = json_pack("{s:s,s:s,s:o}", "model_name", inf->model->name, "model_version", "1", "outputs", outputs);
     json_t *id = json_object_get(inf->header, "id");

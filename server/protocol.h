@@ -29,6 +29,7 @@
 
 typedef struct chill_output_spec {
     int computed;   /* the kernel writes it */
+    int direct;     /* the GPU writes it straight into its pinned host region */
     int returned;   /* it appears in the response */
     int binary;     /* as a binary segment (else JSON data, unless in a region) */
     int view;       /* index into views when in a shared-memory region, else -1 */

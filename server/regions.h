@@ -5,9 +5,9 @@
  * then names it in an infer request instead of sending tensor bytes. The
  * protocol layer acquires a view of [offset, offset + size) for each tensor,
  * which keeps the region mapped until the view is released, even if the
- * client unregisters it meanwhile. Host regions are read and written only
- * through chill_region_read/write, which survive an owner truncating the
- * object under us (SIGBUS) and turn it into an error. */
+ * client unregisters it meanwhile. The CPU reads and writes host regions
+ * only through chill_region_read/write, which survive an owner truncating
+ * the object under us (SIGBUS) and turn it into an error. */
 #ifndef CHILL_SERVER_REGIONS_H
 #define CHILL_SERVER_REGIONS_H
 
@@ -22,6 +22,8 @@ typedef struct chill_region_view {
     size_t size;
     int on_device;  /* a CUDA shared-memory region */
     int device;     /* its device id when on_device */
+    int pinned;     /* a host region pinned for the GPU (server/hostmem.h) */
+    int direct;     /* the request uses it in place on the GPU (chill_region_direct) */
 } chill_region_view;
 
 /* Views [offset, offset + size) of region name. 0 on success; -1 with a
@@ -34,6 +36,17 @@ void chill_region_release(chill_region_view *view);
  * with a message when the region's object was truncated under us. */
 int chill_region_read(const chill_region_view *view, void *dst, size_t size, char *err, size_t errlen);
 int chill_region_write(const chill_region_view *view, const void *src, size_t size, char *err, size_t errlen);
+
+/* The GPU's copies may read and write a pinned host view directly, with no
+ * host copy. They do not fault when the owner truncates the object, and
+ * after a truncation the pinned pages are no longer the object's, so direct
+ * use is only for a region whose object is as it was registered: same size
+ * and not resized since (its ctime). chill_region_direct() says whether a
+ * view may be used so; once the object has changed it says no for good and
+ * the region is served by guarded copies. chill_region_unchanged() checks a
+ * directly used view afterwards: 0, or -1 with a message. */
+int chill_region_direct(const chill_region_view *view);
+int chill_region_unchanged(const chill_region_view *view, char *err, size_t errlen);
 
 /* Whether registration is allowed (config: on by default only on loopback
  * or a Unix socket), set once at start. */

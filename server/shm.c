@@ -52,6 +52,9 @@ struct chill_region {
     char *data;                     /* the region's first byte */
     size_t size;
     int pinned;
+    int fd;                         /* system: the object, kept open to check it is unchanged */
+    struct timespec ctime;          /* system: the object's ctime when registered */
+    int changed;                    /* system: its object was truncated or resized since */
     int refs;
     chill_region *next;
 };
@@ -113,6 +116,29 @@ static int chill_region_copy(const chill_region_view *v, void *dst, const void *
     return 0;
 }
 
+int chill_region_unchanged(const chill_region_view *view, char *err, size_t errlen) {
+    chill_region *r = view->region;
+    struct stat st;
+    if (r->on_device)
+        return 0;
+    if (!__atomic_load_n(&r->changed, __ATOMIC_RELAXED) && fstat(r->fd, &st) == 0 &&
+        (uint64_t)st.st_size >= r->key_offset + r->size && st.st_ctim.tv_sec == r->ctime.tv_sec &&
+        st.st_ctim.tv_nsec == r->ctime.tv_nsec)
+        return 0;
+    if (!__atomic_exchange_n(&r->changed, 1, __ATOMIC_RELAXED))
+        chill_log(CHILL_LOG_WARN, "region_changed", "name=%s key=%s: truncated or resized by its owner; "
+                  "served by copies from now on", r->name, r->key);
+    snprintf(err, errlen,
+             "shared-memory region %s (key %s) was truncated or resized by its owner while chilld used it; "
+             "keep the object at least offset + byte_size bytes long while it is registered", r->name, r->key);
+    return -1;
+}
+
+int chill_region_direct(const chill_region_view *view) {
+    char err[8];
+    return view->pinned && chill_region_unchanged(view, err, sizeof err) == 0;
+}
+
 int chill_region_read(const chill_region_view *view, void *dst, size_t size, char *err, size_t errlen) {
     return chill_region_copy(view, dst, view->ptr, size, "read", err, errlen);
 }
@@ -144,6 +170,8 @@ static void chill_region_unmap(chill_region *r) {
         chill_hostmem_unregister(r->map);
     if (!r->on_device)
         munmap(r->map, r->map_len);
+    if (r->fd >= 0)
+        close(r->fd);
     chill_log(CHILL_LOG_INFO, "region_unmapped", "name=%s bytes=%zu", r->name, r->size);
     free(r);
 }
@@ -178,7 +206,7 @@ int chill_region_acquire(const char *name, uint64_t offset, uint64_t size, chill
                  (unsigned long long)offset, (unsigned long long)size, name, r->size);
     else {
         r->refs++;
-        *view = (chill_region_view){r, r->data + offset, (size_t)size, r->on_device, r->device};
+        *view = (chill_region_view){r, r->data + offset, (size_t)size, r->on_device, r->device, r->pinned, 0};
         rc = 0;
     }
     pthread_mutex_unlock(&chill_regions_lock);
@@ -228,10 +256,14 @@ static int chill_region_map_system(chill_region *r, char *err, size_t errlen) {
             r->data = (char *)r->map + (r->key_offset - start);
         }
     }
-    close(fd);
-    if (status == 0)
-        r->pinned = chill_hostmem_register(r->map, r->map_len);
-    return status;
+    if (status != 0) {
+        close(fd);
+        return status;
+    }
+    r->fd = fd;
+    r->ctime = st.st_ctim;
+    r->pinned = chill_hostmem_register(r->map, r->map_len);
+    return 0;
 }
 
 static int chill_b64_value(int c) {
@@ -335,6 +367,7 @@ static int chill_regions_register(int cuda, const char *name, json_t *body, char
     chill_region *r = calloc(1, sizeof *r);
     if (!r)
         return chill_regions_fail(response, 500, "out of memory registering %s%s", name, "");
+    r->fd = -1;
     snprintf(r->name, sizeof r->name, "%s", name);
     r->on_device = cuda;
     uint64_t size = 0, dev = 0;

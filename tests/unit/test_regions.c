@@ -187,6 +187,7 @@ START_TEST(truncated_object_fails_the_copy) {
     chill_region_view v;
     char err[512];
     ck_assert_int_eq(chill_region_acquire("trunc", 0, OBJ_BYTES, &v, err, sizeof err), 0);
+    ck_assert_int_eq(chill_region_unchanged(&v, err, sizeof err), 0);
     ck_assert_int_eq(ftruncate(obj_fd, 0), 0);
     static unsigned char buf[OBJ_BYTES];
     ck_assert_int_ne(chill_region_read(&v, buf, sizeof buf, err, sizeof err), 0);
@@ -194,6 +195,12 @@ START_TEST(truncated_object_fails_the_copy) {
     ck_assert_int_ne(chill_region_write(&v, buf, sizeof buf, err, sizeof err), 0);
     ck_assert_int_eq(ftruncate(obj_fd, OBJ_BYTES), 0); /* restored: copies work again */
     ck_assert_int_eq(chill_region_read(&v, buf, sizeof buf, err, sizeof err), 0);
+    /* What GPU-direct use checks: the object was resized since it was
+     * registered, even if back to its size, so the pinned pages are stale. */
+    err[0] = '\0';
+    ck_assert_int_ne(chill_region_unchanged(&v, err, sizeof err), 0);
+    ck_assert_ptr_nonnull(strstr(err, "truncated"));
+    ck_assert_int_eq(chill_region_direct(&v), 0);
     chill_region_release(&v);
 }
 END_TEST
