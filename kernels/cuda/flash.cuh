@@ -10,8 +10,9 @@
  * sequence); each of its W warps owns BM/W rows, 16 per mma tile. The block
  * loads its Q tile once (cp.async into padded shared memory; into registers
  * where they fit the register cap, else re-read every key tile), then walks
- * the key tiles of BN rows that the mask's k_range allows, double-buffered
- * with cp.async so tile j+1 loads while tile j computes (one barrier a tile).
+ * the key tiles of BN rows that the mask's k_range allows (from its first
+ * key on: chill_span in tile.cuh), double-buffered with cp.async so tile j+1
+ * loads while tile j computes (one barrier a tile; chill_ring_start below).
  * Per tile: S = Q K^T with mma.sync; the mask only when the tile is not
  * inside the mask's full_k_range, and then per row from bounds computed once
  * per block (chill_row_bounds in tile.cuh); the online softmax in base 2 (row
@@ -34,8 +35,9 @@
  *     shuffle. Q and K rows are padded by 8 floats, V rows by 4, so that
  *     every fragment load is free of bank conflicts.
  *
- * Rows past a sequence's end load as zeros (cp.async with source size 0) and
- * are masked (keys) or not written (queries). */
+ * Rows past a sequence's end, and keys past the query tile's last attended
+ * key, load as zeros (cp.async with source size 0, no memory traffic) and are
+ * masked (keys) or not written (queries). */
 #ifndef CHILL_CUDA_FLASH_CUH
 #define CHILL_CUDA_FLASH_CUH
 
@@ -191,6 +193,47 @@ template <int N> __device__ __forceinline__ void chill_cp_async_wait() {
     asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
+/* The ring of NS >= 2 shared-memory stages that K/V tiles pass through, in
+ * both kernel families: tile j of a span sits in stage j % NS
+ * (chill_ring_stage). Before tile 0 the block issues tiles 0 .. NS-2, or with
+ * UPFRONT tiles 0 .. NS-1 (a span of up to NS tiles is then requested at
+ * once: one load latency for the whole span, not one per tile), one commit
+ * group each; group 0 also holds Q. Right after the barrier that starts tile
+ * j, which ends every warp's work on tile j - 1, the block issues tile j + NS
+ * - 1 into tile j - 1's stage (unless the prologue did) and commits a group,
+ * empty past the span. Group i thus holds tile i, and tile j has arrived once
+ * at most NS - 2 groups are pending (NS - 1 for tile 0 with UPFRONT).
+ * load(j) issues tile j's cp.async copies into its stage. */
+template <int NS> __device__ __forceinline__ int chill_ring_stage(int j) { return (int)((unsigned)j % NS); }
+
+template <int NS, bool UPFRONT, typename L> __device__ __forceinline__ void chill_ring_start(int n_tiles, L &&load) {
+    static_assert(NS >= 2, "the ring needs two stages");
+#pragma unroll
+    for (int j = 0; j < (UPFRONT ? NS : NS - 1); j++) {
+        if (j < n_tiles)
+            load(j);
+        chill_cp_async_commit();
+    }
+}
+
+/* Waits for this thread's copies of tile j (a barrier must follow). */
+template <int NS, bool UPFRONT> __device__ __forceinline__ void chill_ring_wait(int j) {
+    if (UPFRONT && j == 0)
+        chill_cp_async_wait<NS - 1>();
+    else
+        chill_cp_async_wait<NS - 2>();
+}
+
+/* After the barrier that starts tile j: the refill above. */
+template <int NS, bool UPFRONT, typename L>
+__device__ __forceinline__ void chill_ring_refill(int j, int n_tiles, L &&load) {
+    if (UPFRONT && j == 0)
+        return;
+    if (j + NS - 1 < n_tiles)
+        load(j + NS - 1);
+    chill_cp_async_commit();
+}
+
 /* Rows [row0, row0 + ROWS) of a [*, D] tensor with row stride ld (bytes) into
  * shared rows of LD elements; rows at or past n_rows become zeros. */
 template <typename T, int D, int LD, int ROWS, int NTHREADS>
@@ -229,6 +272,7 @@ __global__ void __launch_bounds__(W * 32, MINB) chill_flash_kernel(const chill_c
     constexpr int DT = D / 8;          /* n8 tiles of O */
     constexpr int LD = D + M::PAD_QK;  /* padded shared row of Q and K, elements */
     constexpr int LDV = D + M::PAD_V;  /* padded shared row of V */
+    constexpr int NS = 2;              /* K/V ring stages (chill_ring_start) */
     /* Q fragments stay in registers when they fit beside O and S under the
      * register cap that MINB blocks per multiprocessor impose; else they are
      * re-read from shared memory every key tile. */
@@ -239,15 +283,14 @@ __global__ void __launch_bounds__(W * 32, MINB) chill_flash_kernel(const chill_c
     extern __shared__ __align__(16) unsigned char chill_smem[];
     T *sQ = reinterpret_cast<T *>(chill_smem);
     T *sK = sQ + BM * LD;
-    T *sV = sK + 2 * BN * LD;
-    int4 *sRow = reinterpret_cast<int4 *>(sV + 2 * BN * LDV); /* per-row bounds for partial tiles */
+    T *sV = sK + NS * BN * LD;
+    int4 *sRow = reinterpret_cast<int4 *>(sV + NS * BN * LDV); /* per-row bounds for partial tiles */
 
     chill_query_tile tile;
-    if (!chill_query_tile_of<T>(a, BM, BN, tile))
+    if (!chill_query_tile_of<T>(a, BM, tile))
         return;
     const chill_seq &seq = tile.seq;
     const int m0 = tile.m0;
-    const chill_tile_span &span = tile.span;
 
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int g = lane / 4, t = lane % 4;
@@ -265,41 +308,40 @@ __global__ void __launch_bounds__(W * 32, MINB) chill_flash_kernel(const chill_c
         row_sum[mt][0] = row_sum[mt][1] = 0.f;
     }
 
+    /* Loads first, then the mask arithmetic (the span's and each row's
+     * bounds: 64-bit divisions for chunkwise) while they are in flight. */
+    chill_load_rows<T, D, LD, BM, NTHREADS>(sQ, seq.q, q_ld, m0, seq.q_len);
+    const chill_tile_span span = chill_query_span(a, tile, BN);
+    auto load_kv = [&](int j) {
+        const int st = chill_ring_stage<NS>(j);
+        chill_load_rows<T, D, LD, BN, NTHREADS>(sK + st * BN * LD, seq.k, k_ld, span.k_lo + j * BN, span.k_end);
+        chill_load_rows<T, D, LDV, BN, NTHREADS>(sV + st * BN * LDV, seq.v, v_ld, span.k_lo + j * BN, span.k_end);
+    };
+    chill_ring_start<NS, false>(span.n_tiles, load_kv);
     for (int r = threadIdx.x; r < BM; r += NTHREADS)
         sRow[r] = chill_row_bounds(a.mask, seq.q_off + m0 + r, seq.k_len);
-    chill_load_rows<T, D, LD, BM, NTHREADS>(sQ, seq.q, q_ld, m0, seq.q_len);
-    if (span.kt_lo <= span.kt_hi) {
-        chill_load_rows<T, D, LD, BN, NTHREADS>(sK, seq.k, k_ld, span.kt_lo * BN, seq.k_len);
-        chill_load_rows<T, D, LDV, BN, NTHREADS>(sV, seq.v, v_ld, span.kt_lo * BN, seq.k_len);
-    }
-    chill_cp_async_commit();
 
     uint32_t qf[QREG ? MT : 1][QREG ? KD : 1][4];
     const int wrow = warp * MT * 16; /* this warp's first row in the tile */
 
-    for (int kt = span.kt_lo; kt <= span.kt_hi; kt++) {
-        const int buf = (kt - span.kt_lo) & 1;
-        /* One barrier a tile: after it, tile kt is in shared memory for every
-         * thread and every warp is done with tile kt - 1, whose buffer then
-         * takes tile kt + 1 while this one computes. */
-        chill_cp_async_wait<0>();
+    for (int j = 0; j < span.n_tiles; j++) {
+        const int st = chill_ring_stage<NS>(j);
+        /* One barrier a tile: after it, tile j (and at j = 0 Q and the row
+         * bounds) is in shared memory for every thread, and every warp is done
+         * with tile j - 1, whose stage then takes a tile further on. */
+        chill_ring_wait<NS, false>(j);
         __syncthreads();
-        if (kt < span.kt_hi) {
-            chill_load_rows<T, D, LD, BN, NTHREADS>(sK + (buf ^ 1) * BN * LD, seq.k, k_ld, (kt + 1) * BN, seq.k_len);
-            chill_load_rows<T, D, LDV, BN, NTHREADS>(sV + (buf ^ 1) * BN * LDV, seq.v, v_ld, (kt + 1) * BN,
-                                                     seq.k_len);
-            chill_cp_async_commit();
-        }
+        chill_ring_refill<NS, false>(j, span.n_tiles, load_kv);
 
-        if (QREG && kt == span.kt_lo) {
+        if (QREG && j == 0) {
 #pragma unroll
             for (int mt = 0; mt < MT; mt++)
 #pragma unroll
                 for (int kd = 0; kd < KD; kd++)
                     M::load_a(qf[QREG ? mt : 0][QREG ? kd : 0], sQ + (wrow + mt * 16) * LD + kd * KS, LD, lane);
         }
-        const T *k_tile = sK + buf * BN * LD;
-        const T *v_tile = sV + buf * BN * LDV;
+        const T *k_tile = sK + st * BN * LD;
+        const T *v_tile = sV + st * BN * LDV;
 
         /* S = Q K^T */
         float s[MT][NT][4];
@@ -334,7 +376,7 @@ __global__ void __launch_bounds__(W * 32, MINB) chill_flash_kernel(const chill_c
         }
 
         /* Outside the full range: the mask, row by row. */
-        const int n0 = kt * BN;
+        const int n0 = span.k_lo + j * BN;
         if (!chill_tile_is_full(span, n0, BN)) {
             chill_with_predicate(a.mask, [&](auto allows) {
 #pragma unroll

@@ -27,11 +27,11 @@ __global__ void __launch_bounds__(W * 32) chill_flash_f32_kernel(const chill_cud
     float *sQ = sV + BN * D;      /* [W][D] */
 
     chill_query_tile tile;
-    if (!chill_query_tile_of<float>(a, W, BN, tile))
+    if (!chill_query_tile_of<float>(a, W, tile))
         return;
     const chill_seq &seq = tile.seq;
     const int m0 = tile.m0;
-    const chill_tile_span &span = tile.span;
+    const chill_tile_span span = chill_query_span(a, tile, BN);
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int row = m0 + warp;
     const bool live = row < seq.q_len;
@@ -48,8 +48,8 @@ __global__ void __launch_bounds__(W * 32) chill_flash_f32_kernel(const chill_cud
         o[i] = 0.f;
 
     const float *k = reinterpret_cast<const float *>(seq.k), *v = reinterpret_cast<const float *>(seq.v);
-    for (int kt = span.kt_lo; kt <= span.kt_hi; kt++) {
-        const int n0 = kt * BN;
+    for (int j = 0; j < span.n_tiles; j++) {
+        const int n0 = span.k_lo + j * BN;
         __syncthreads();
         for (int i = threadIdx.x; i < BN * D; i += W * 32) {
             int r = i / D, c = i % D;

@@ -9,8 +9,11 @@
  * How (FlashAttention-3 without its producer warp): one block per (query tile
  * of BM rows, query head, sequence) with BM / 64 warpgroups of 128 threads,
  * each owning 64 query rows. The block loads its Q tile once, then walks the
- * key tiles of BN rows that the mask's k_range allows, double-buffered with
- * cp.async so tile j+1 loads while tile j computes (one barrier a tile).
+ * key tiles of BN rows that the mask's k_range allows (from its first key
+ * on) through flash.cuh's ring of shared-memory stages filled by cp.async,
+ * one barrier a tile: two stages, tile j+1 loading while tile j computes, or
+ * for the banded configurations (names ending in p<NS>) NS stages whose
+ * first NS tiles are all requested before the first is used.
  * Per tile and warpgroup:
  *   S = Q K^T   wgmma m64nBNk16, Q and K from shared memory by descriptors;
  *   the mask    only when the tile is not inside the mask's full_k_range,
@@ -32,7 +35,8 @@
  * the 16-byte chunk c of row r sits at r * 128 + ((c ^ (r % 8)) * 16): the 8
  * rows of an 8 x 128-byte atom spread every chunk over all bank groups. Tiles
  * start at 1024-byte boundaries (the swizzle's period). Rows past a sequence's
- * end load as zeros (cp.async with source size 0). */
+ * end, and keys past the tile's last attended key, load as zeros (cp.async
+ * with source size 0). */
 #ifndef CHILL_CUDA_HOPPER_CUH
 #define CHILL_CUDA_HOPPER_CUH
 
@@ -150,11 +154,11 @@ __device__ __forceinline__ void chill_hopper_load(T *dst, const char *src, int64
 
 #endif /* CHILL_HOPPER_DEVICE */
 
-template <typename T, int D, int BM, int BN>
-constexpr size_t chill_hopper_smem = (size_t)(BM + 4 * BN) * D * sizeof(T) + BM * sizeof(int4) + 1024;
+template <typename T, int D, int BM, int BN, int NS>
+constexpr size_t chill_hopper_smem = (size_t)(BM + 2 * NS * BN) * D * sizeof(T) + BM * sizeof(int4) + 1024;
 
-template <typename T, int D, int BM, int BN>
-__global__ void __launch_bounds__(BM / 64 * 128, 1) chill_hopper_kernel(const chill_cuda_args a) {
+template <typename T, int D, int BM, int BN, int MINB, int NS, bool UPFRONT>
+__global__ void __launch_bounds__(BM / 64 * 128, MINB) chill_hopper_kernel(const chill_cuda_args a) {
 #ifdef CHILL_HOPPER_DEVICE
     using M = chill_mma<T>;
     constexpr int NTHREADS = BM / 64 * 128;
@@ -167,15 +171,14 @@ __global__ void __launch_bounds__(BM / 64 * 128, 1) chill_hopper_kernel(const ch
     extern __shared__ unsigned char chill_hsmem[];
     T *sQ = reinterpret_cast<T *>((reinterpret_cast<uintptr_t>(chill_hsmem) + 1023) & ~(uintptr_t)1023);
     T *sK = sQ + BM * D;
-    T *sV = sK + 2 * BN * D;
-    int4 *sRow = reinterpret_cast<int4 *>(sV + 2 * BN * D);
+    T *sV = sK + NS * BN * D;
+    int4 *sRow = reinterpret_cast<int4 *>(sV + NS * BN * D);
 
     chill_query_tile tile;
-    if (!chill_query_tile_of<T>(a, BM, BN, tile))
+    if (!chill_query_tile_of<T>(a, BM, tile))
         return;
     const chill_seq &seq = tile.seq;
     const int m0 = tile.m0;
-    const chill_tile_span &span = tile.span;
 
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, wg = warp / 4;
     const int g = lane / 4, t = lane % 4;
@@ -189,37 +192,37 @@ __global__ void __launch_bounds__(BM / 64 * 128, 1) chill_hopper_kernel(const ch
         o[i] = 0.f;
     float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.f, 0.f};
 
+    /* Loads first, then the mask arithmetic while they are in flight (as in
+     * flash.cuh, with its ring of NS stages). */
+    chill_hopper_load<T, D, BM, NTHREADS>(sQ, seq.q, q_ld, m0, seq.q_len);
+    const chill_tile_span span = chill_query_span(a, tile, BN);
+    auto load_kv = [&](int j) {
+        const int st = chill_ring_stage<NS>(j);
+        chill_hopper_load<T, D, BN, NTHREADS>(sK + st * BN * D, seq.k, k_ld, span.k_lo + j * BN, span.k_end);
+        chill_hopper_load<T, D, BN, NTHREADS>(sV + st * BN * D, seq.v, v_ld, span.k_lo + j * BN, span.k_end);
+    };
+    chill_ring_start<NS, UPFRONT>(span.n_tiles, load_kv);
     for (int r = threadIdx.x; r < BM; r += NTHREADS)
         sRow[r] = chill_row_bounds(a.mask, seq.q_off + m0 + r, seq.k_len);
-    chill_hopper_load<T, D, BM, NTHREADS>(sQ, seq.q, q_ld, m0, seq.q_len);
-    if (span.kt_lo <= span.kt_hi) {
-        chill_hopper_load<T, D, BN, NTHREADS>(sK, seq.k, k_ld, span.kt_lo * BN, seq.k_len);
-        chill_hopper_load<T, D, BN, NTHREADS>(sV, seq.v, v_ld, span.kt_lo * BN, seq.k_len);
-    }
-    chill_cp_async_commit();
 
-    /* Descriptors: this warpgroup's 64 rows of Q; K and V of buffer 0. A k16
+    /* Descriptors: this warpgroup's 64 rows of Q; K and V of stage 0. A k16
      * step moves 32 bytes inside a 128-byte row, then to the next column
      * block; a k16 step of P V moves 16 keys (2048 bytes). */
     const uint64_t q_desc = chill_wg_desc(sQ + wg * 64 * 64, 0, 1024);
     const uint64_t k_desc0 = chill_wg_desc(sK, 0, 1024);
     const uint64_t v_desc0 = chill_wg_desc(sV, BN * 128, 1024);
 
-    for (int kt = span.kt_lo; kt <= span.kt_hi; kt++) {
-        const int buf = (kt - span.kt_lo) & 1;
-        /* One barrier a tile: after it, tile kt is in shared memory (and
+    for (int j = 0; j < span.n_tiles; j++) {
+        const int st = chill_ring_stage<NS>(j);
+        /* One barrier a tile: after it, tile j is in shared memory (and
          * visible to the tensor cores) and every warpgroup is done with tile
-         * kt - 1, whose buffer then takes tile kt + 1. */
-        chill_cp_async_wait<0>();
+         * j - 1, whose stage then takes a tile further on. */
+        chill_ring_wait<NS, UPFRONT>(j);
         chill_fence_proxy_async();
         __syncthreads();
-        if (kt < span.kt_hi) {
-            chill_hopper_load<T, D, BN, NTHREADS>(sK + (buf ^ 1) * BN * D, seq.k, k_ld, (kt + 1) * BN, seq.k_len);
-            chill_hopper_load<T, D, BN, NTHREADS>(sV + (buf ^ 1) * BN * D, seq.v, v_ld, (kt + 1) * BN, seq.k_len);
-            chill_cp_async_commit();
-        }
-        const uint64_t k_desc = k_desc0 + ((buf * BN * D * sizeof(T)) >> 4);
-        const uint64_t v_desc = v_desc0 + ((buf * BN * D * sizeof(T)) >> 4);
+        chill_ring_refill<NS, UPFRONT>(j, span.n_tiles, load_kv);
+        const uint64_t k_desc = k_desc0 + ((st * BN * D * sizeof(T)) >> 4);
+        const uint64_t v_desc = v_desc0 + ((st * BN * D * sizeof(T)) >> 4);
 
         /* S = Q K^T */
         float s[BN / 2];
@@ -238,7 +241,7 @@ __global__ void __launch_bounds__(BM / 64 * 128, 1) chill_hopper_kernel(const ch
          * compares. Otherwise the predicate decides between the two, one key
          * at a time into a bit mask, a loop kept rolled so that it costs no
          * registers beside S. */
-        const int n0 = kt * BN;
+        const int n0 = span.k_lo + j * BN;
         if (!chill_tile_is_full(span, n0, BN)) {
 #pragma unroll
             for (int hh = 0; hh < 2; hh++) {
@@ -354,10 +357,10 @@ __global__ void __launch_bounds__(BM / 64 * 128, 1) chill_hopper_kernel(const ch
 #endif
 }
 
-template <typename T, int D, int BM, int BN>
+template <typename T, int D, int BM, int BN, int MINB, int NS, bool UPFRONT>
 cudaError_t chill_hopper_launch(const chill_cuda_args *a, int batch, cudaStream_t stream) {
-    constexpr size_t smem = chill_hopper_smem<T, D, BM, BN>;
-    auto kernel = chill_hopper_kernel<T, D, BM, BN>;
+    constexpr size_t smem = chill_hopper_smem<T, D, BM, BN, NS>;
+    auto kernel = chill_hopper_kernel<T, D, BM, BN, MINB, NS, UPFRONT>;
     cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
     if (e != cudaSuccess)
         return e;
@@ -366,15 +369,23 @@ cudaError_t chill_hopper_launch(const chill_cuda_args *a, int batch, cudaStream_
     return cudaGetLastError();
 }
 
-/* One configuration: runs on compute capability 9.0 only (sm_90a code). */
-#define CHILL_HOPPER_CONFIG(T, D, BM, BN)                                                                              \
-    {"wg" #BM "x" #BN, chill_mma<T>::dtype, 0, D, BM, BN, BM / 16, 90, chill_hopper_launch<T, D, BM, BN>, 90}
+/* One configuration: runs on compute capability 9.0 only (sm_90a code).
+ * "wg<BM>x<BN>": registers for one block per multiprocessor and a two-stage
+ * ring (flash.cuh's chill_ring_start); "wg<BM>x<BN>b<MINB>p<NS>": registers
+ * capped so that MINB blocks fit, and an NS-stage ring whose first NS tiles
+ * are requested at once, for the short spans of banded masks. */
+#define CHILL_HOPPER_CONFIG_RING(T, D, BM, BN, MINB, NS, UPFRONT, NAME)                                                \
+    {NAME, chill_mma<T>::dtype, 0, D, BM, BN, BM / 16, 90, chill_hopper_launch<T, D, BM, BN, MINB, NS, UPFRONT>, 90}
+#define CHILL_HOPPER_CONFIG(T, D, BM, BN) CHILL_HOPPER_CONFIG_RING(T, D, BM, BN, 1, 2, false, "wg" #BM "x" #BN)
+#define CHILL_HOPPER_CONFIG_BP(T, D, BM, BN, MINB, NS)                                                                 \
+    CHILL_HOPPER_CONFIG_RING(T, D, BM, BN, MINB, NS, true, "wg" #BM "x" #BN "b" #MINB "p" #NS)
 
 /* The configurations compiled for each 16-bit dtype: BM x BN, BM / 64
- * warpgroups, named "wg<BM>x<BN>". Only head dims 64 and 128 have them. */
+ * warpgroups, named as above. Only head dims 64 and 128 have them. */
 #define CHILL_HOPPER_CONFIGS(T)                                                                                        \
     CHILL_HOPPER_CONFIG(T, 64, 192, 128), CHILL_HOPPER_CONFIG(T, 64, 128, 128), CHILL_HOPPER_CONFIG(T, 64, 192, 64),  \
         CHILL_HOPPER_CONFIG(T, 128, 128, 128), CHILL_HOPPER_CONFIG(T, 128, 128, 64),                                   \
-        CHILL_HOPPER_CONFIG(T, 128, 192, 64)
+        CHILL_HOPPER_CONFIG(T, 128, 192, 64), CHILL_HOPPER_CONFIG_BP(T, 64, 64, 64, 4, 2),                            \
+        CHILL_HOPPER_CONFIG_BP(T, 128, 64, 64, 2, 2)
 
 #endif

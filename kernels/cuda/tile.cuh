@@ -56,10 +56,15 @@ __device__ __forceinline__ chill_seq chill_seq_geometry(const chill_cuda_args &a
     return s;
 }
 
-/* The key tiles [kt_lo, kt_hi] a query tile visits and the keys [full_lo,
- * full_hi] every one of its queries attends. */
+/* The keys a query tile visits: n_tiles key tiles of bn rows from key k_lo,
+ * its first attended key, on. The tiles follow the band rather than multiples
+ * of bn, so a band as wide as w keys spans ceil(w / bn) tiles, not one more
+ * (sliding_window(16,16) over 32 queries: 64 keys, 2 tiles of 32 rather
+ * than 3). Keys from k_end on (one past the last attended key) are not
+ * loaded: the last tile's rows there come as zeros and are masked. Also the
+ * keys [full_lo, full_hi] every one of its queries attends. */
 struct chill_tile_span {
-    int kt_lo, kt_hi;
+    int k_lo, k_end, n_tiles;
     int64_t full_lo, full_hi;
 };
 
@@ -80,32 +85,38 @@ __device__ __forceinline__ chill_tile_span chill_span(const chill_mask &m, int64
     int64_t lo = chill_max64(chill_min64(r0.lo, r1.lo), 0);
     int64_t hi = chill_min64(chill_max64(r0.hi, r1.hi), (int64_t)k_len - 1);
     chill_tile_span s;
-    s.kt_lo = lo > hi ? 0 : (int)(lo / bn);
-    s.kt_hi = lo > hi ? -1 : (int)(hi / bn);
+    s.k_lo = lo > hi ? 0 : (int)lo;
+    s.k_end = lo > hi ? 0 : (int)hi + 1;
+    s.n_tiles = lo > hi ? 0 : (int)((hi - lo) / bn) + 1;
     s.full_lo = f.lo;
     s.full_hi = f.hi;
     return s;
 }
 
-/* The query tile a block owns: rows [m0, m_last] of sequence blockIdx.z,
- * query head blockIdx.y, and the key tiles it visits. Blocks take the heavy
- * tiles first: with causal masks the last query tiles do the most. False
- * when the tile starts past the sequence's queries (nothing to do). */
+/* The query tile a block owns: rows [m0, m_last] of sequence blockIdx.z and
+ * query head blockIdx.y. Blocks take the heavy tiles first: with causal masks
+ * the last query tiles do the most. False when the tile starts past the
+ * sequence's queries (nothing to do). Its key span (chill_query_span) is left
+ * to the kernel, which can start loading Q before that mask arithmetic. */
 struct chill_query_tile {
     chill_seq seq;
     int m0, m_last;
-    chill_tile_span span;
 };
 
 template <typename T>
-__device__ __forceinline__ bool chill_query_tile_of(const chill_cuda_args &a, int bm, int bn, chill_query_tile &t) {
+__device__ __forceinline__ bool chill_query_tile_of(const chill_cuda_args &a, int bm, chill_query_tile &t) {
     t.seq = chill_seq_geometry<T>(a, blockIdx.z, blockIdx.y);
     t.m0 = (gridDim.x - 1 - blockIdx.x) * bm;
     if (t.m0 >= t.seq.q_len)
         return false;
     t.m_last = min(t.m0 + bm, t.seq.q_len) - 1;
-    t.span = chill_span(a.mask, t.seq.q_off + t.m0, t.seq.q_off + t.m_last, t.seq.k_len, bn);
     return true;
+}
+
+/* The key tiles of bn rows that query tile t visits. */
+__device__ __forceinline__ chill_tile_span chill_query_span(const chill_cuda_args &a, const chill_query_tile &t,
+                                                            int bn) {
+    return chill_span(a.mask, t.seq.q_off + t.m0, t.seq.q_off + t.m_last, t.seq.k_len, bn);
 }
 
 /* Whether the key tile starting at n0 needs no predicate for this query tile. */
