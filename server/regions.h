@@ -40,11 +40,12 @@ int chill_region_write(const chill_region_view *view, const void *src, size_t si
 /* The GPU's copies may read and write a pinned host view directly, with no
  * host copy. They do not fault when the owner truncates the object, and
  * after a truncation the pinned pages are no longer the object's, so direct
- * use is only for a region whose object is as it was registered: same size
- * and not resized since (its ctime). chill_region_direct() says whether a
- * view may be used so; once the object has changed it says no for good and
- * the region is served by guarded copies. chill_region_unchanged() checks a
- * directly used view afterwards: 0, or -1 with a message. */
+ * use is only for a region whose object has not been truncated, resized or
+ * written with write(2) since registration (inotify IN_MODIFY; writes
+ * through a mapping are fine). chill_region_direct() says whether a view may
+ * be used so; once the object has changed it says no for good and the region
+ * is served by guarded copies. chill_region_unchanged() checks a directly
+ * used view afterwards: 0, or -1 with a message. */
 int chill_region_direct(const chill_region_view *view);
 int chill_region_unchanged(const chill_region_view *view, char *err, size_t errlen);
 

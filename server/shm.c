@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -52,9 +53,8 @@ struct chill_region {
     char *data;                     /* the region's first byte */
     size_t size;
     int pinned;
-    int fd;                         /* system: the object, kept open to check it is unchanged */
-    struct timespec ctime;          /* system: the object's ctime when registered */
-    int changed;                    /* system: its object was truncated or resized since */
+    int watch;                      /* system: inotify on the object (IN_MODIFY), or -1 */
+    int changed;                    /* system: its object was modified other than through a mapping */
     int refs;
     chill_region *next;
 };
@@ -116,21 +116,32 @@ static int chill_region_copy(const chill_region_view *v, void *dst, const void *
     return 0;
 }
 
+/* Whether r's object was truncated, resized or written with write(2) since
+ * registration: an inotify IN_MODIFY event on it (writes through a mapping,
+ * which is how clients fill regions, raise none). Latched, under the lock so
+ * that one check's consuming the event cannot hide it from another. */
+static int chill_region_modified(chill_region *r) {
+    char events[256];
+    pthread_mutex_lock(&chill_regions_lock);
+    if (!r->changed && (r->watch < 0 || read(r->watch, events, sizeof events) > 0)) {
+        r->changed = 1;
+        if (r->watch >= 0)
+            chill_log(CHILL_LOG_WARN, "region_changed", "name=%s key=%s: truncated, resized or written with write() "
+                      "by its owner; served by copies from now on", r->name, r->key);
+    }
+    int changed = r->changed;
+    pthread_mutex_unlock(&chill_regions_lock);
+    return changed;
+}
+
 int chill_region_unchanged(const chill_region_view *view, char *err, size_t errlen) {
     chill_region *r = view->region;
-    struct stat st;
-    if (r->on_device)
+    if (r->on_device || !chill_region_modified(r))
         return 0;
-    if (!__atomic_load_n(&r->changed, __ATOMIC_RELAXED) && fstat(r->fd, &st) == 0 &&
-        (uint64_t)st.st_size >= r->key_offset + r->size && st.st_ctim.tv_sec == r->ctime.tv_sec &&
-        st.st_ctim.tv_nsec == r->ctime.tv_nsec)
-        return 0;
-    if (!__atomic_exchange_n(&r->changed, 1, __ATOMIC_RELAXED))
-        chill_log(CHILL_LOG_WARN, "region_changed", "name=%s key=%s: truncated or resized by its owner; "
-                  "served by copies from now on", r->name, r->key);
     snprintf(err, errlen,
-             "shared-memory region %s (key %s) was truncated or resized by its owner while chilld used it; "
-             "keep the object at least offset + byte_size bytes long while it is registered", r->name, r->key);
+             "shared-memory region %s (key %s) was truncated, resized or written with write() by its owner while "
+             "chilld used it; keep the object at least offset + byte_size bytes long and fill it through a mapping",
+             r->name, r->key);
     return -1;
 }
 
@@ -170,8 +181,8 @@ static void chill_region_unmap(chill_region *r) {
         chill_hostmem_unregister(r->map);
     if (!r->on_device)
         munmap(r->map, r->map_len);
-    if (r->fd >= 0)
-        close(r->fd);
+    if (r->watch >= 0)
+        close(r->watch);
     chill_log(CHILL_LOG_INFO, "region_unmapped", "name=%s bytes=%zu", r->name, r->size);
     free(r);
 }
@@ -231,6 +242,19 @@ void chill_regions_shutdown(void) {
 
 /* ---- registration ---------------------------------------------------------- */
 
+/* An inotify instance watching the object open at fd for IN_MODIFY, or -1
+ * (then the region is never used in place, only copied). */
+static int chill_region_watch(int fd) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    int w = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (w >= 0 && inotify_add_watch(w, path, IN_MODIFY) < 0) {
+        close(w);
+        w = -1;
+    }
+    return w;
+}
+
 /* Maps [offset, offset + size) of the shm object key. 0, or an HTTP status. */
 static int chill_region_map_system(chill_region *r, char *err, size_t errlen) {
     int fd = shm_open(r->key, O_RDWR, 0);
@@ -256,14 +280,12 @@ static int chill_region_map_system(chill_region *r, char *err, size_t errlen) {
             r->data = (char *)r->map + (r->key_offset - start);
         }
     }
-    if (status != 0) {
-        close(fd);
-        return status;
+    if (status == 0) {
+        r->watch = chill_region_watch(fd); /* before pinning: no truncation after the pin goes unseen */
+        r->pinned = chill_hostmem_register(r->map, r->map_len);
     }
-    r->fd = fd;
-    r->ctime = st.st_ctim;
-    r->pinned = chill_hostmem_register(r->map, r->map_len);
-    return 0;
+    close(fd);
+    return status;
 }
 
 static int chill_b64_value(int c) {
@@ -367,7 +389,7 @@ static int chill_regions_register(int cuda, const char *name, json_t *body, char
     chill_region *r = calloc(1, sizeof *r);
     if (!r)
         return chill_regions_fail(response, 500, "out of memory registering %s%s", name, "");
-    r->fd = -1;
+    r->watch = -1;
     snprintf(r->name, sizeof r->name, "%s", name);
     r->on_device = cuda;
     uint64_t size = 0, dev = 0;
