@@ -105,6 +105,9 @@ machine="$(uname -m), $(nproc) cores, $(awk -F: '/model name/ {sub(/^ /, "", $2)
   echo "the shm path's copies (chill_region_read of q, k, v, chill_region_write of out; bench/colocated.c) run at"
   echo "$(field "$copy" region_gbps) GB/s against memcpy's $(field "$copy" memcpy_gbps) GB/s in the same run:"
   echo "$(python3 -c "import json,sys; print('%.0f' % (100 * json.loads(sys.argv[1])['ratio']))" "$copy")% of memcpy (target >= 80%)."
+  echo
+  echo "Regions that chilld stopped using in place during the run (its region_changed warnings; with a GPU a"
+  echo "pinned region is used in place until its object is truncated or written with write()): $(grep -c region_changed "$tmp/chilld.log")."
 } > "$out"
 echo "colocated: wrote $out"
 cat "$out"
