@@ -7,8 +7,9 @@
 # them) at concurrency 1 with chillctl bench over http (binary tensors), shm
 # (system shared memory: JSON over HTTP, tensors in a registered region) and
 # uds (the native socket, memfd arena), each request paired with the bare
-# libchill call on the same tensors. Targets: uds < 25 µs, shm < 100 µs over
-# the bare call. Batching is off, so no request waits for a batch to fill.
+# libchill call on the same tensors (on the CPU; with a GPU the bare call is
+# bench/bare_call.py's on device tensors). Targets: uds < 25 µs, shm < 100 µs
+# over the bare call. Batching is off, so no request waits for a batch to fill.
 #
 # Large requests (B8 H16 T4096 D128 fp16): the bytes an infer moves on the
 # shm path (q, k, v read out of the region, out written back, through the
@@ -55,25 +56,49 @@ pid=$!
 for _ in $(seq 200); do "$ctl" health --url "http://127.0.0.1:$port" >/dev/null 2>&1 && break; sleep 0.1; done
 
 field() { python3 -c "import json,sys; print('%.1f' % json.loads(sys.argv[1])['$2'])" "$1"; }
+label=$(command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
 # Each request is paired with the bare libchill call on the same tensors just
 # before it (chillctl bench --paired): the overhead is the median of the
 # differences, so load from other work on the machine cancels out. The paths
 # take turns, rounds times, and each keeps its best round. A minimal request
 # (B1 H1 T16 D16) runs the same way: its overhead is the transport's own round
-# trip, with almost no kernel time around it.
+# trip, with almost no kernel time around it (D16 runs on the CPU kernel on
+# either backend, in chilld and in the paired call alike).
+# chillctl's paired call runs libchill on the client's host tensors, that is
+# on the CPU. With a GPU, the small request's bare call is therefore
+# bench/bare_call.py's on device tensors, timed once, and its overhead is the
+# request's p50 minus that call's.
 declare -A p50 p99 rps bare over
+gpu_bare=""
+if [ "$label" = gpu ]; then
+  python=""
+  for p in "$BUILD/venv/bin/python" python3; do
+    if command -v "$p" >/dev/null && "$p" -c 'import numpy' 2>/dev/null; then python=$p; break; fi
+  done
+  [ -n "$python" ] || { echo "colocated: needs a python3 with numpy for the GPU's bare call" >&2; exit 1; }
+  gpu_bare=$("$python" bench/bare_call.py --lib "$BUILD/lib/libchill.so" --shape "$shape" --dtype FP16 --mask "$mask" \
+             --device cuda --seconds 2)
+  echo "bare libchill call on the GPU: $gpu_bare"
+fi
 for round in $(seq "$rounds"); do
   for t in uds shm http; do
     for size in small tiny; do
       s=$([ $size = small ] && echo "$shape" || echo 1,1,16,16)
+      paired=--paired
+      [ $size = small ] && [ -n "$gpu_bare" ] && paired=""
       r=$("$ctl" bench --url "http://127.0.0.1:$port" --socket "$sock" --transport "$t" --random "$s" --mask "$mask" \
-          --dtype fp16 --concurrency 1 --duration "$seconds" --warmup 20 --paired --json 2>/dev/null)
+          --dtype fp16 --concurrency 1 --duration "$seconds" --warmup 20 $paired --json 2>/dev/null)
       [ "$(field "$r" errors)" = 0.0 ] || { echo "colocated: errors over $t: $r" >&2; exit 1; }
       echo "round $round, $t, $size: $r"
       k=$t-$size
-      if [ -z "${over[$k]:-}" ] || python3 -c "import sys; sys.exit(not $(field "$r" overhead_p50_us) < ${over[$k]})"; then
+      if [ -n "$paired" ]; then
+        b=$(field "$r" bare_p50_us); o=$(field "$r" overhead_p50_us)
+      else
+        b=$(field "$gpu_bare" p50_us); o=$(python3 -c "print('%.1f' % ($(field "$r" p50_us) - $b))")
+      fi
+      if [ -z "${over[$k]:-}" ] || python3 -c "import sys; sys.exit(not $o < ${over[$k]})"; then
         p50[$k]=$(field "$r" p50_us); p99[$k]=$(field "$r" p99_us); rps[$k]=$(field "$r" rps)
-        bare[$k]=$(field "$r" bare_p50_us); over[$k]=$(field "$r" overhead_p50_us)
+        bare[$k]=$b; over[$k]=$o
       fi
     done
   done
@@ -81,7 +106,6 @@ done
 copy=$("$BUILD/bin/colocated_copy" "$large" --reps 5 2>/dev/null)
 echo "large copy: $copy"
 
-label=$(command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
 date_utc=$(date -u +%Y-%m-%d)
 out="bench/results/colocated-$label-$date_utc.md"
 machine="$(uname -m), $(nproc) cores, $(awk -F: '/model name/ {sub(/^ /, "", $2); print $2; exit}' /proc/cpuinfo)"
@@ -91,10 +115,11 @@ machine="$(uname -m), $(nproc) cores, $(awk -F: '/model name/ {sub(/^ /, "", $2)
   echo "- machine: $machine"
   echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
   echo "- command: \`bash bench/colocated.sh\` with BUILD=$BUILD (also run by \`make bench-server\`); $rounds rounds of ${seconds} s per path, best round kept"
-  echo "- small request: $mask, [B,H,T,D] = [$shape], FP16, concurrency 1, batching off; chillctl bench --paired, one client"
+  echo "- small request: $mask, [B,H,T,D] = [$shape], FP16, concurrency 1, batching off, one client; $([ -n "$gpu_bare" ] && echo "overhead: p50 minus the p50 of bench/bare_call.py on the GPU" || echo "overhead: median of the differences to the bare call before each request (chillctl bench --paired)")"
+  echo "- minimal request: [1,1,16,16], which runs on the CPU kernel on either backend; overhead as with --paired"
   echo "- load average while it ran: $(cut -d' ' -f1-3 /proc/loadavg) (other work shares this machine)"
   echo
-  echo "| path | requests/s | p50 µs | p99 µs | bare call p50 µs (paired) | overhead µs (median of pair differences) | minimal request: overhead µs |"
+  echo "| path | requests/s | p50 µs | p99 µs | bare call p50 µs | overhead µs | minimal request: overhead µs |"
   echo "|---|---|---|---|---|---|---|"
   row() { echo "| $1 | ${rps[$2-small]} | ${p50[$2-small]} | ${p99[$2-small]} | ${bare[$2-small]} | ${over[$2-small]}$3 | ${over[$2-tiny]} |"; }
   row "native Unix socket (memfd arena)" uds " (target < 25)"
@@ -102,7 +127,8 @@ machine="$(uname -m), $(nproc) cores, $(awk -F: '/model name/ {sub(/^ /, "", $2)
   row "HTTP, binary tensors" http ""
   echo
   echo "Large request [B,H,T,D] = [$large] FP16 ($(python3 -c "import json,sys; print(json.loads(sys.argv[1])['bytes'] >> 20)" "$copy") MiB of q, k, v, out):"
-  echo "the shm path's copies (chill_region_read of q, k, v, chill_region_write of out; bench/colocated.c) run at"
+  echo "the shm path's host copies (chill_region_read of q, k, v, chill_region_write of out; bench/colocated.c; the"
+  echo "path on the CPU backend, and with a GPU for a region whose object changed) run at"
   echo "$(field "$copy" region_gbps) GB/s against memcpy's $(field "$copy" memcpy_gbps) GB/s in the same run:"
   echo "$(python3 -c "import json,sys; print('%.0f' % (100 * json.loads(sys.argv[1])['ratio']))" "$copy")% of memcpy (target >= 80%)."
   echo
