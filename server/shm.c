@@ -7,13 +7,16 @@
  * holds a view keeps reading valid memory even after its client unregistered
  * the region (the name is free again at once).
  *
- * System regions are mmap'd shared (and pinned when the CUDA backend runs,
- * server/hostmem.h, so copies to the GPU run at full speed). Their owner may
- * truncate the object while we copy from it; the kernel then raises SIGBUS on
- * the copying thread. Copies go through chill_region_copy(), which arms a
- * per-thread jump buffer that the SIGBUS handler returns to, and the request
- * fails with a message instead of the daemon dying. A SIGBUS anywhere else
- * keeps its default action.
+ * System regions are mmap'd shared, and pinned when the CUDA backend runs
+ * (server/hostmem.h) so that the GPU's copies use them in place. Their owner
+ * may truncate the object while we copy from it; the kernel then raises
+ * SIGBUS on the copying thread. Host copies go through chill_region_copy(),
+ * which arms a per-thread jump buffer that the SIGBUS handler returns to, and
+ * the request fails with a message instead of the daemon dying. A SIGBUS
+ * anywhere else keeps its default action. A device copy does not fault, and
+ * after a truncation the pinned pages are no longer the object's, so every
+ * object is watched with inotify from registration on; once it is truncated
+ * (or written with write(2)), its regions are served by host copies only.
  *
  * CUDA regions are a cudaIpcMemHandle opened on its device; views point at
  * device memory and are handed to the kernels as they are, with no copy. */
@@ -53,7 +56,8 @@ struct chill_region {
     char *data;                     /* the region's first byte */
     size_t size;
     int pinned;
-    int watch;                      /* system: inotify on the object (IN_MODIFY), or -1 */
+    int wd;                         /* system: the inotify watch on its object, or -1 */
+    uint32_t seen;                  /* system: the watch's event count when registered */
     int changed;                    /* system: its object was modified other than through a mapping */
     int refs;
     chill_region *next;
@@ -61,6 +65,11 @@ struct chill_region {
 
 static pthread_mutex_t chill_regions_lock = PTHREAD_MUTEX_INITIALIZER;
 static chill_region *chill_regions_list;
+/* One inotify instance watches every system region's object for IN_MODIFY,
+ * and counts the events per watch (regions on one object share its watch). */
+static int chill_regions_inotify = -1;
+static uint32_t *chill_watch_events;
+static int chill_watch_cap;
 static int chill_regions_allow_system, chill_regions_allow_cuda;
 
 void chill_regions_configure(int allow_system, int allow_cuda) {
@@ -116,18 +125,38 @@ static int chill_region_copy(const chill_region_view *v, void *dst, const void *
     return 0;
 }
 
+/* Counts the pending inotify events per watch; an overflowed queue lost some,
+ * so it counts one for every watch. Caller holds the lock. */
+static void chill_watch_drain(void) {
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    ssize_t n;
+    while (chill_regions_inotify >= 0 && (n = read(chill_regions_inotify, buf, sizeof buf)) > 0) {
+        for (char *p = buf; p < buf + n;) {
+            const struct inotify_event *ev = (const struct inotify_event *)p;
+            if (ev->mask & IN_Q_OVERFLOW)
+                for (int i = 0; i < chill_watch_cap; i++)
+                    chill_watch_events[i]++;
+            else if (ev->wd >= 0 && ev->wd < chill_watch_cap)
+                chill_watch_events[ev->wd]++;
+            p += sizeof *ev + ev->len;
+        }
+    }
+}
+
 /* Whether r's object was truncated, resized or written with write(2) since
- * registration: an inotify IN_MODIFY event on it (writes through a mapping,
- * which is how clients fill regions, raise none). Latched, under the lock so
- * that one check's consuming the event cannot hide it from another. */
+ * registration: an IN_MODIFY event on it (writes through a mapping, which is
+ * how clients fill regions, raise none). Latched. */
 static int chill_region_modified(chill_region *r) {
-    char events[256];
     pthread_mutex_lock(&chill_regions_lock);
-    if (!r->changed && (r->watch < 0 || read(r->watch, events, sizeof events) > 0)) {
+    if (!r->changed && r->wd < 0) {
         r->changed = 1;
-        if (r->watch >= 0)
+    } else if (!r->changed) {
+        chill_watch_drain();
+        if (chill_watch_events[r->wd] != r->seen) {
+            r->changed = 1;
             chill_log(CHILL_LOG_WARN, "region_changed", "name=%s key=%s: truncated, resized or written with write() "
                       "by its owner; served by copies from now on", r->name, r->key);
+        }
     }
     int changed = r->changed;
     pthread_mutex_unlock(&chill_regions_lock);
@@ -181,8 +210,6 @@ static void chill_region_unmap(chill_region *r) {
         chill_hostmem_unregister(r->map);
     if (!r->on_device)
         munmap(r->map, r->map_len);
-    if (r->watch >= 0)
-        close(r->watch);
     chill_log(CHILL_LOG_INFO, "region_unmapped", "name=%s bytes=%zu", r->name, r->size);
     free(r);
 }
@@ -237,22 +264,46 @@ void chill_regions_shutdown(void) {
     pthread_mutex_lock(&chill_regions_lock);
     while (chill_regions_list)
         chill_region_unlink(chill_regions_list);
+    if (chill_regions_inotify >= 0)
+        close(chill_regions_inotify);
+    chill_regions_inotify = -1;
+    free(chill_watch_events);
+    chill_watch_events = NULL;
+    chill_watch_cap = 0;
     pthread_mutex_unlock(&chill_regions_lock);
 }
 
 /* ---- registration ---------------------------------------------------------- */
 
-/* An inotify instance watching the object open at fd for IN_MODIFY, or -1
- * (then the region is never used in place, only copied). */
-static int chill_region_watch(int fd) {
+/* Watches the object open at fd (r->wd), counting from now; without a watch
+ * (inotify refused one) the region is never used in place, only copied. */
+static void chill_region_watch(chill_region *r, int fd) {
     char path[64];
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-    int w = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    if (w >= 0 && inotify_add_watch(w, path, IN_MODIFY) < 0) {
-        close(w);
-        w = -1;
+    pthread_mutex_lock(&chill_regions_lock);
+    if (chill_regions_inotify < 0)
+        chill_regions_inotify = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    int wd = chill_regions_inotify >= 0 ? inotify_add_watch(chill_regions_inotify, path, IN_MODIFY) : -1;
+    if (wd >= chill_watch_cap) {
+        int cap = 2 * wd + 16;
+        uint32_t *grown = realloc(chill_watch_events, sizeof *grown * (size_t)cap);
+        if (grown) {
+            memset(grown + chill_watch_cap, 0, sizeof *grown * (size_t)(cap - chill_watch_cap));
+            chill_watch_events = grown;
+            chill_watch_cap = cap;
+        } else {
+            wd = -1;
+        }
     }
-    return w;
+    r->wd = wd;
+    if (wd >= 0) {
+        chill_watch_drain();
+        r->seen = chill_watch_events[wd];
+    } else {
+        chill_log(CHILL_LOG_WARN, "region_unwatched", "name=%s key=%s: cannot watch the object for truncation (%s); "
+                  "served by copies", r->name, r->key, strerror(errno));
+    }
+    pthread_mutex_unlock(&chill_regions_lock);
 }
 
 /* Maps [offset, offset + size) of the shm object key. 0, or an HTTP status. */
@@ -281,7 +332,7 @@ static int chill_region_map_system(chill_region *r, char *err, size_t errlen) {
         }
     }
     if (status == 0) {
-        r->watch = chill_region_watch(fd); /* before pinning: no truncation after the pin goes unseen */
+        chill_region_watch(r, fd); /* before pinning: no truncation after the pin goes unseen */
         r->pinned = chill_hostmem_register(r->map, r->map_len);
     }
     close(fd);
@@ -389,7 +440,7 @@ static int chill_regions_register(int cuda, const char *name, json_t *body, char
     chill_region *r = calloc(1, sizeof *r);
     if (!r)
         return chill_regions_fail(response, 500, "out of memory registering %s%s", name, "");
-    r->watch = -1;
+    r->wd = -1;
     snprintf(r->name, sizeof r->name, "%s", name);
     r->on_device = cuda;
     uint64_t size = 0, dev = 0;

@@ -209,6 +209,43 @@ START_TEST(writes_through_a_mapping_leave_it_unchanged) {
 }
 END_TEST
 
+/* Two registrations of one object share its watch: a truncation and regrow
+ * marks the one made before it, not one made after (whose pinned pages are
+ * the regrown object's). */
+START_TEST(a_registration_after_a_truncation_starts_clean) {
+    ck_assert_int_eq(reg("before", 0, OBJ_BYTES, NULL), 200);
+    chill_region_view before, after;
+    char err[512];
+    ck_assert_int_eq(chill_region_acquire("before", 0, OBJ_BYTES, &before, err, sizeof err), 0);
+    ck_assert_int_eq(chill_region_unchanged(&before, err, sizeof err), 0);
+    ck_assert_int_eq(ftruncate(obj_fd, 0), 0);
+    ck_assert_int_eq(ftruncate(obj_fd, OBJ_BYTES), 0);
+    ck_assert_int_eq(reg("after", 0, OBJ_BYTES, NULL), 200);
+    ck_assert_int_eq(chill_region_acquire("after", 0, OBJ_BYTES, &after, err, sizeof err), 0);
+    ck_assert_int_eq(chill_region_unchanged(&after, err, sizeof err), 0);
+    ck_assert_int_ne(chill_region_unchanged(&before, err, sizeof err), 0);
+    ck_assert_int_eq(chill_region_unchanged(&after, err, sizeof err), 0);
+    chill_region_release(&before);
+    chill_region_release(&after);
+}
+END_TEST
+
+/* Clients register a region per tensor, so a busy chilld holds hundreds;
+ * each must still be usable in place (one inotify instance for all, not one
+ * each: a user may have only 128 instances). */
+START_TEST(hundreds_of_regions_are_all_watched) {
+    char name[32], err[512];
+    for (int i = 0; i < 300; i++) {
+        snprintf(name, sizeof name, "many%d", i);
+        ck_assert_int_eq(reg(name, 0, 4096, NULL), 200);
+        chill_region_view v;
+        ck_assert_int_eq(chill_region_acquire(name, 0, 4096, &v, err, sizeof err), 0);
+        ck_assert_msg(chill_region_unchanged(&v, err, sizeof err) == 0, "region %d: %s", i, err);
+        chill_region_release(&v);
+    }
+}
+END_TEST
+
 START_TEST(truncated_object_fails_the_copy) {
     ck_assert_int_eq(reg("trunc", 0, OBJ_BYTES, NULL), 200);
     chill_region_view v;
@@ -244,6 +281,8 @@ Suite *chill_test_suite(void) {
     tcase_add_test(t, registration_off_in_config);
     tcase_add_test(t, unregister_while_in_use_keeps_the_view);
     tcase_add_test(t, writes_through_a_mapping_leave_it_unchanged);
+    tcase_add_test(t, a_registration_after_a_truncation_starts_clean);
+    tcase_add_test(t, hundreds_of_regions_are_all_watched);
     tcase_add_test(t, truncated_object_fails_the_copy);
     suite_add_tcase(s, t);
     return s;
