@@ -90,8 +90,10 @@ template <int N> __device__ __forceinline__ void chill_wg_hold(float (&d)[N]) {
  * Written out per N and dtype: an asm operand list cannot be built by a loop. */
 #define CHILL_WG_F4(d, i) "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3])
 #define CHILL_WG_F16(d, i) CHILL_WG_F4(d, i), CHILL_WG_F4(d, i + 4), CHILL_WG_F4(d, i + 8), CHILL_WG_F4(d, i + 12)
+#define CHILL_WG_ACC16(d) CHILL_WG_F16(d, 0)
 #define CHILL_WG_ACC32(d) CHILL_WG_F16(d, 0), CHILL_WG_F16(d, 16)
 #define CHILL_WG_ACC64(d) CHILL_WG_F16(d, 0), CHILL_WG_F16(d, 16), CHILL_WG_F16(d, 32), CHILL_WG_F16(d, 48)
+#define CHILL_WG_REGS16 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}"
 #define CHILL_WG_REGS32                                                                                                \
     "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, "  \
     "%24, %25, %26, %27, %28, %29, %30, %31}"
@@ -122,14 +124,18 @@ template <typename T, int N> struct chill_wgmma;
         }                                                                                                              \
     };
 #define SS_DESC_B(NACC) SS_DESC_B_##NACC
+#define SS_DESC_B_16 "17"
 #define SS_DESC_B_32 "33"
 #define SS_DESC_B_64 "65"
+CHILL_WGMMA(__half, 32, "f16", 16, CHILL_WG_REGS16, CHILL_WG_ACC16, "18", "{%16, %17, %18, %19}, %20")
 CHILL_WGMMA(__half, 64, "f16", 32, CHILL_WG_REGS32, CHILL_WG_ACC32, "34", "{%32, %33, %34, %35}, %36")
 CHILL_WGMMA(__half, 128, "f16", 64, CHILL_WG_REGS64, CHILL_WG_ACC64, "66", "{%64, %65, %66, %67}, %68")
+CHILL_WGMMA(__nv_bfloat16, 32, "bf16", 16, CHILL_WG_REGS16, CHILL_WG_ACC16, "18", "{%16, %17, %18, %19}, %20")
 CHILL_WGMMA(__nv_bfloat16, 64, "bf16", 32, CHILL_WG_REGS32, CHILL_WG_ACC32, "34", "{%32, %33, %34, %35}, %36")
 CHILL_WGMMA(__nv_bfloat16, 128, "bf16", 64, CHILL_WG_REGS64, CHILL_WG_ACC64, "66", "{%64, %65, %66, %67}, %68")
 #undef CHILL_WGMMA
 #undef SS_DESC_B
+#undef SS_DESC_B_16
 #undef SS_DESC_B_32
 #undef SS_DESC_B_64
 
@@ -164,7 +170,8 @@ __global__ void __launch_bounds__(BM / 64 * 128, MINB) chill_hopper_kernel(const
     constexpr int NTHREADS = BM / 64 * 128;
     constexpr int NT = BN / 8; /* n8 blocks of S per thread row pair */
     constexpr int DT = D / 8;  /* n8 blocks of O */
-    static_assert(BM % 64 == 0 && (BN == 64 || BN == 128) && (D == 64 || D == 128), "bad Hopper configuration");
+    static_assert(BM % 64 == 0 && (BN == 32 || BN == 64 || BN == 128) && (D == 64 || D == 128),
+                  "bad Hopper configuration");
     using WS = chill_wgmma<T, BN>;
     using WO = chill_wgmma<T, D>;
 
@@ -386,6 +393,6 @@ cudaError_t chill_hopper_launch(const chill_cuda_args *a, int batch, cudaStream_
     CHILL_HOPPER_CONFIG(T, 64, 192, 128), CHILL_HOPPER_CONFIG(T, 64, 128, 128), CHILL_HOPPER_CONFIG(T, 64, 192, 64),  \
         CHILL_HOPPER_CONFIG(T, 128, 128, 128), CHILL_HOPPER_CONFIG(T, 128, 128, 64),                                   \
         CHILL_HOPPER_CONFIG(T, 128, 192, 64), CHILL_HOPPER_CONFIG_BP(T, 64, 64, 64, 4, 2),                            \
-        CHILL_HOPPER_CONFIG_BP(T, 128, 64, 64, 2, 2)
+        CHILL_HOPPER_CONFIG_BP(T, 128, 64, 64, 2, 2), CHILL_HOPPER_CONFIG_BP(T, 128, 64, 32, 3, 3)
 
 #endif
