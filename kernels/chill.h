@@ -127,6 +127,14 @@ const char *chill_dtype_name(chill_dtype t);      /* "FP32", "FP16", "BF16" */
 size_t chill_dtype_size(chill_dtype t);
 int chill_dtype_parse(const char *name, chill_dtype *t); /* 0 on success; names as above, any case */
 
+/* One element between fp32 and the 16-bit types (kernels/convert.c): to the
+ * nearest, ties to even; past the largest finite value, infinity; a NaN stays
+ * a (quiet) NaN. Half to float and bf16 to float are exact. */
+float chill_half_to_float(uint16_t h);
+uint16_t chill_float_to_half(float f);
+float chill_bf16_to_float(uint16_t h);
+uint16_t chill_float_to_bf16(float f);
+
 /* Masks by name (masks/registry.c, masks/spec.c). */
 int chill_mask_count(void);
 const char *chill_mask_name(int type);            /* NULL when type is out of range */

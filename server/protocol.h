@@ -74,10 +74,4 @@ void chill_infer_free(chill_infer *inf);
 /* {"error":"..."} as a malloc'd string. */
 char *chill_error_json(const char *msg);
 
-/* Half-precision conversions (round to nearest even), exposed for tests. */
-float chill_half_to_float(uint16_t h);
-uint16_t chill_float_to_half(float f);
-float chill_bf16_to_float(uint16_t h);
-uint16_t chill_float_to_bf16(float f);
-
 #endif

@@ -222,58 +222,11 @@ int ctl_tensor_save(const char *path, const ctl_tensor *t, int n, char *err, siz
     return rc == 0 ? 0 : ctl_fail(err, errlen, "%s: write failed%s", path, "");
 }
 
-static uint16_t ctl_f32_to_f16(float x) {
-    uint32_t u;
-    memcpy(&u, &x, 4);
-    uint32_t sign = (u >> 16) & 0x8000, e = (u >> 23) & 0xff, m = u & 0x7fffff;
-    if (e == 0xff)
-        return (uint16_t)(sign | 0x7c00 | (m ? 0x200 : 0));
-    int exp = (int)e - 127 + 15;
-    if (exp >= 31)
-        return (uint16_t)(sign | 0x7c00);
-    if (exp <= 0) {
-        if (exp < -10)
-            return (uint16_t)sign;
-        m |= 0x800000;
-        uint32_t shift = (uint32_t)(14 - exp), half = m >> shift, rem = m & ((1u << shift) - 1), mid = 1u << (shift - 1);
-        if (rem > mid || (rem == mid && (half & 1)))
-            half++;
-        return (uint16_t)(sign | half);
-    }
-    uint32_t half = sign | (uint32_t)exp << 10 | m >> 13, rem = m & 0x1fff;
-    if (rem > 0x1000 || (rem == 0x1000 && (half & 1)))
-        half++;
-    return (uint16_t)half;
-}
-
-static float ctl_f16_to_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ff, u;
-    if (e == 0) {
-        float f = ldexpf((float)m, -24);
-        return sign ? -f : f;
-    }
-    u = e == 31 ? sign | 0x7f800000 | m << 13 : sign | (e - 15 + 127) << 23 | m << 13;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-static uint16_t ctl_f32_to_bf16(float x) {
-    uint32_t u;
-    memcpy(&u, &x, 4);
-    return (uint16_t)((u + 0x7fff + ((u >> 16) & 1)) >> 16);
-}
-
 float ctl_to_float(chill_dtype d, const void *data, size_t i) {
     if (d == CHILL_F32)
         return ((const float *)data)[i];
     uint16_t h = ((const uint16_t *)data)[i];
-    if (d == CHILL_F16)
-        return ctl_f16_to_f32(h);
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
+    return d == CHILL_F16 ? chill_half_to_float(h) : chill_bf16_to_float(h);
 }
 
 void ctl_tensor_random(ctl_tensor *t, uint64_t seed) {
@@ -288,7 +241,7 @@ void ctl_tensor_random(ctl_tensor *t, uint64_t seed) {
         if (t->dtype == CHILL_F32)
             ((float *)t->data)[i] = x;
         else
-            ((uint16_t *)t->data)[i] = t->dtype == CHILL_F16 ? ctl_f32_to_f16(x) : ctl_f32_to_bf16(x);
+            ((uint16_t *)t->data)[i] = t->dtype == CHILL_F16 ? chill_float_to_half(x) : chill_float_to_bf16(x);
     }
 }
 

@@ -188,52 +188,13 @@ static void from_f32(const float *src, float scale, int n, chill_dtype t, void *
     }
 }
 #else
-/* Portable: the IEEE bit layouts by hand. */
-static float f32_of_bits(uint32_t u) {
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
-static float f16_to_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, man = h & 0x3ffu;
-    if (e == 0x1f)
-        return f32_of_bits(sign | 0x7f800000u | man << 13);
-    if (e != 0)
-        return f32_of_bits(sign | (e + 112) << 23 | man << 13);
-    float f = ldexpf((float)man, -24); /* zero or subnormal */
-    return sign ? -f : f;
-}
-
-static uint16_t f16_of_f32(float f) {
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    uint16_t sign = (uint16_t)(u >> 16 & 0x8000u);
-    u &= 0x7fffffffu;
-    if (u > 0x7f800000u)
-        return sign | 0x7e00u;
-    if (u >= 0x477ff000u) /* at or past halfway from 65504 to 65536: infinity */
-        return sign | 0x7c00u;
-    if (u < 0x38800000u) /* below 2^-14: a subnormal, in units of 2^-24 */
-        return sign | (uint16_t)lrintf(ldexpf(f32_of_bits(u), 24));
-    u += 0xfffu + (u >> 13 & 1u);
-    return sign | (uint16_t)((u - 0x38000000u) >> 13);
-}
-
-static uint16_t bf16_of_f32(float f) {
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    if ((u & 0x7fffffffu) > 0x7f800000u)
-        return (uint16_t)(u >> 16 | 0x40u);
-    return (uint16_t)((u + 0x7fffu + (u >> 16 & 1u)) >> 16);
-}
-
+/* Portable: kernels/convert.c, one element at a time. */
 static void to_f32(const void *src, chill_dtype t, int n, float *dst) {
     const uint16_t *h = src;
     for (int i = 0; i < n; i++)
         dst[i] = t == CHILL_F32 ? ((const float *)src)[i]
-               : t == CHILL_F16 ? f16_to_f32(h[i])
-                                : f32_of_bits((uint32_t)h[i] << 16);
+               : t == CHILL_F16 ? chill_half_to_float(h[i])
+                                : chill_bf16_to_float(h[i]);
 }
 
 static void from_f32(const float *src, float scale, int n, chill_dtype t, void *dst) {
@@ -243,7 +204,7 @@ static void from_f32(const float *src, float scale, int n, chill_dtype t, void *
         if (t == CHILL_F32)
             ((float *)dst)[i] = x;
         else
-            h[i] = t == CHILL_F16 ? f16_of_f32(x) : bf16_of_f32(x);
+            h[i] = t == CHILL_F16 ? chill_float_to_half(x) : chill_float_to_bf16(x);
     }
 }
 #endif
