@@ -261,6 +261,29 @@ __device__ __forceinline__ void chill_load_rows(T *dst, const char *src, int64_t
     }
 }
 
+/* The end of query row row0 + 8 hh of an mma row group, for both kernel
+ * families: the row's sum reduced over the 4 threads that hold it, out =
+ * O / sum from this thread's accumulators (o[dt * 4 + 2 * hh] and the next,
+ * for each n8 block dt of D) into rows o_ld elements apart, and lse in
+ * natural log. A row that attended no key writes zeros and -inf; a row past
+ * the sequence writes nothing. Every lane calls it (the shuffles). */
+template <typename T, int DT>
+__device__ __forceinline__ void chill_write_row(const chill_cuda_args &a, int64_t o_ld, const chill_seq &seq, int row0,
+                                                int t, int hh, const float *o, float sum, float row_max) {
+    sum += __shfl_xor_sync(0xffffffff, sum, 1);
+    sum += __shfl_xor_sync(0xffffffff, sum, 2);
+    const int row = row0 + hh * 8;
+    if (row >= seq.q_len)
+        return;
+    const float inv = sum > 0.f ? 1.f / sum : 0.f;
+    T *dst = reinterpret_cast<T *>(seq.out) + row * o_ld;
+#pragma unroll
+    for (int dt = 0; dt < DT; dt++)
+        chill_mma<T>::store2(dst + dt * 8 + 2 * t, o[dt * 4 + 2 * hh] * inv, o[dt * 4 + 2 * hh + 1] * inv);
+    if (seq.lse != nullptr && t == 0)
+        seq.lse[row * a.l_stride[2]] = sum > 0.f ? (row_max + log2f(sum)) * 0.69314718055994531f : -INFINITY;
+}
+
 template <typename T, int D, int BM, int BN, int W, int MINB>
 __global__ void __launch_bounds__(W * 32, MINB) chill_flash_kernel(const chill_cuda_args a) {
     using M = chill_mma<T>;
@@ -471,22 +494,9 @@ __global__ void __launch_bounds__(W * 32, MINB) chill_flash_kernel(const chill_c
 #pragma unroll
     for (int mt = 0; mt < MT; mt++)
 #pragma unroll
-        for (int hh = 0; hh < 2; hh++) {
-            float sum = row_sum[mt][hh];
-            sum += __shfl_xor_sync(0xffffffff, sum, 1);
-            sum += __shfl_xor_sync(0xffffffff, sum, 2);
-            const int row = m0 + wrow + mt * 16 + g + hh * 8;
-            if (row >= seq.q_len)
-                continue;
-            const float inv = sum > 0.f ? 1.f / sum : 0.f;
-            T *dst = reinterpret_cast<T *>(seq.out) + row * o_ld;
-#pragma unroll
-            for (int dt = 0; dt < DT; dt++)
-                M::store2(dst + dt * 8 + 2 * t, o[mt][dt][2 * hh] * inv, o[mt][dt][2 * hh + 1] * inv);
-            if (seq.lse != nullptr && t == 0)
-                seq.lse[row * a.l_stride[2]] =
-                    sum > 0.f ? (row_max[mt][hh] + log2f(sum)) * 0.69314718055994531f : -INFINITY;
-        }
+        for (int hh = 0; hh < 2; hh++)
+            chill_write_row<T, DT>(a, o_ld, seq, m0 + wrow + mt * 16 + g, t, hh, &o[mt][0][0], row_sum[mt][hh],
+                                   row_max[mt][hh]);
 }
 
 /* Shared memory of a configuration: Q, two K and two V tiles, row bounds. */

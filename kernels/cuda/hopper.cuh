@@ -344,21 +344,8 @@ __global__ void __launch_bounds__(BM / 64 * 128, MINB) chill_hopper_kernel(const
     /* out = O / sum; lse in natural log. */
     const int64_t o_ld = a.o_stride[2];
 #pragma unroll
-    for (int hh = 0; hh < 2; hh++) {
-        float sum = row_sum[hh];
-        sum += __shfl_xor_sync(0xffffffff, sum, 1);
-        sum += __shfl_xor_sync(0xffffffff, sum, 2);
-        const int row = m0 + wrow + g + hh * 8;
-        if (row >= seq.q_len)
-            continue;
-        const float inv = sum > 0.f ? 1.f / sum : 0.f;
-        T *dst = reinterpret_cast<T *>(seq.out) + row * o_ld;
-#pragma unroll
-        for (int dt = 0; dt < DT; dt++)
-            M::store2(dst + dt * 8 + 2 * t, o[dt * 4 + 2 * hh] * inv, o[dt * 4 + 2 * hh + 1] * inv);
-        if (seq.lse != nullptr && t == 0)
-            seq.lse[row * a.l_stride[2]] = sum > 0.f ? (row_max[hh] + log2f(sum)) * 0.69314718055994531f : -INFINITY;
-    }
+    for (int hh = 0; hh < 2; hh++)
+        chill_write_row<T, DT>(a, o_ld, seq, m0 + wrow + g, t, hh, o, row_sum[hh], row_max[hh]);
 #else
     (void)a; /* compiled for another architecture: dispatch never launches it there */
 #endif
