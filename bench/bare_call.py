@@ -1,14 +1,27 @@
 """Times the bare libchill call, chill_forward(), in-process through ctypes:
-the floor that bench/server.sh measures chilld's per-request overhead
-against. On the CPU the tensors are numpy arrays; with --device cuda they are
-copied to the GPU once (libcudart from the CUDA toolkit or the
-nvidia-cuda-runtime wheel) and each timed call is chill_forward() plus a
-device synchronize. The first call's result is checked against a float64
-reference, so a wrong struct layout cannot time garbage.
+the floor that bench/server.sh and bench/colocated.sh measure chilld's
+per-request overhead against. The first call's result is checked against a
+float64 reference, so a wrong struct layout cannot time garbage. --device:
+
+  cpu        numpy arrays in host memory; each timed call is chill_forward().
+  cuda       q, k, v, out copied to the GPU once (libcudart from the CUDA
+             toolkit, the nvidia-cuda-runtime wheel, or LD_LIBRARY_PATH); each
+             timed call is chill_forward() plus a device synchronize: the
+             kernel alone.
+  cuda-host  q, k, v, out in pinned host memory (cudaHostAlloc), device
+             buffers allocated once; each timed call, all on one non-blocking
+             stream (passed to libchill in chill_params.stream), is
+             cudaMemcpyAsync of q, k, v to the device, chill_forward() on the
+             device buffers, cudaMemcpyAsync of out back, and one
+             cudaStreamSynchronize. That is what chilld's CUDA backend does
+             for a co-located request (server/backend_cuda.c: the tensors in
+             a pinned shm region or memfd arena, copies on the device's
+             stream around the same call), done in-process: the floor for the
+             shm and native-socket transports, copies included.
 
   bare_call.py --lib build/lib/libchill.so --shape 1,8,256,64 --dtype FP16 --mask causal
-               [--device cpu|cuda] [--seconds 3]
-prints one JSON line: {"p50_us", "p99_us", "mean_us", "calls"}.
+               [--device cpu|cuda|cuda-host] [--seconds 3]
+prints one JSON line: {"device", "calls", "mean_us", "p50_us", "p99_us"}.
 """
 import argparse
 import ctypes
@@ -55,7 +68,9 @@ def load_cudart():
         os.path.join(here, "..", "build", "venv", "lib", "python3*", "site-packages", "nvidia", "cuda_runtime",
                      "lib", "libcudart.so*"))
     name = ctypes.util.find_library("cudart")
-    for c in ([name] if name else []) + cands:
+    # the plain sonames last: dlopen finds them through LD_LIBRARY_PATH, where
+    # find_library (ldconfig's cache, a compiler) may not look
+    for c in ([name] if name else []) + cands + ["libcudart.so.12", "libcudart.so"]:
         try:
             return ctypes.CDLL(c)
         except OSError:
@@ -63,21 +78,58 @@ def load_cudart():
     raise RuntimeError("libcudart not found (CUDA toolkit in /usr/local/cuda, or the nvidia-cuda-runtime wheel)")
 
 
+H2D, D2H = 1, 2  # cudaMemcpyKind
+
+
 class Cuda:
     def __init__(self):
         self.rt = load_cudart()
         self.ptrs = []
+        rt = self.rt
+        rt.cudaMalloc.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_size_t]
+        rt.cudaHostAlloc.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_size_t, ctypes.c_uint]
+        rt.cudaMemcpyAsync.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int,
+                                       ctypes.c_void_p]
+        rt.cudaStreamCreateWithFlags.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_uint]
+        rt.cudaStreamSynchronize.argtypes = [ctypes.c_void_p]
 
-    def upload(self, arr):
+    def check(self, e, what):
+        if e != 0:
+            raise RuntimeError(f"{what} failed: CUDA error {e}")
+
+    def alloc(self, nbytes):
         p = ctypes.c_void_p()
-        if self.rt.cudaMalloc(ctypes.byref(p), ctypes.c_size_t(arr.nbytes)) != 0:
-            raise RuntimeError("cudaMalloc failed")
-        self.rt.cudaMemcpy(p, arr.ctypes.data_as(ctypes.c_void_p), ctypes.c_size_t(arr.nbytes), 1)
+        self.check(self.rt.cudaMalloc(ctypes.byref(p), nbytes), "cudaMalloc")
         self.ptrs.append(p)
         return p.value
 
+    def pinned_copy(self, arr):
+        """arr's contents in a new page-locked host buffer (cudaHostAlloc), as a numpy array."""
+        p = ctypes.c_void_p()
+        self.check(self.rt.cudaHostAlloc(ctypes.byref(p), arr.nbytes, 0), "cudaHostAlloc")
+        pinned = np.frombuffer((ctypes.c_char * arr.nbytes).from_address(p.value), arr.dtype).reshape(arr.shape)
+        pinned[...] = arr
+        return pinned
+
+    def stream(self):
+        """A non-blocking stream, as chilld's CUDA backend makes one per device."""
+        s = ctypes.c_void_p()
+        self.check(self.rt.cudaStreamCreateWithFlags(ctypes.byref(s), 1), "cudaStreamCreateWithFlags")
+        return s.value
+
+    def copy_async(self, dst, src, nbytes, kind, stream):
+        self.check(self.rt.cudaMemcpyAsync(dst, src, nbytes, kind, stream), "cudaMemcpyAsync")
+
+    def stream_sync(self, stream):
+        self.check(self.rt.cudaStreamSynchronize(stream), "cudaStreamSynchronize")
+
+    def upload(self, arr):
+        p = self.alloc(arr.nbytes)
+        self.rt.cudaMemcpy(ctypes.c_void_p(p), arr.ctypes.data_as(ctypes.c_void_p), ctypes.c_size_t(arr.nbytes), H2D)
+        return p
+
     def download(self, ptr, arr):
-        self.rt.cudaMemcpy(arr.ctypes.data_as(ctypes.c_void_p), ctypes.c_void_p(ptr), ctypes.c_size_t(arr.nbytes), 2)
+        self.rt.cudaMemcpy(arr.ctypes.data_as(ctypes.c_void_p), ctypes.c_void_p(ptr), ctypes.c_size_t(arr.nbytes), D2H)
 
     def sync(self):
         self.rt.cudaDeviceSynchronize()
@@ -102,7 +154,7 @@ def main():
     ap.add_argument("--shape", default="1,8,256,64")
     ap.add_argument("--dtype", default="FP16", choices=sorted(DTYPES))
     ap.add_argument("--mask", default="causal", choices=["full", "causal"])
-    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda", "cuda-host"])
     ap.add_argument("--seconds", type=float, default=3)
     a = ap.parse_args()
     B, H, T, D = (int(x) for x in a.shape.split(","))
@@ -118,21 +170,32 @@ def main():
     lib.chill_params_init(ctypes.byref(p))
     p.dtype, p.batch, p.heads_q, p.heads_kv, p.seq_q, p.seq_k, p.head_dim = code, B, H, H, T, T, D
     p.mask.type = lib.chill_mask_lookup(a.mask.encode())
-    cuda = Cuda() if a.device == "cuda" else None
-    if cuda:
+    cuda = Cuda() if a.device in ("cuda", "cuda-host") else None
+    host = a.device == "cuda-host"
+    if a.device == "cuda":
         p.q.data, p.k.data, p.v.data, p.out.data = (cuda.upload(x) for x in (q, k, v, out))
+    elif host:
+        q, k, v, out = (cuda.pinned_copy(x) for x in (q, k, v, out))
+        p.q.data, p.k.data, p.v.data, p.out.data = (cuda.alloc(x.nbytes) for x in (q, k, v, out))
+        p.stream = stream = cuda.stream()
     else:
         p.q.data, p.k.data, p.v.data, p.out.data = (x.ctypes.data for x in (q, k, v, out))
     err = Error()
 
     def call():
+        if host:
+            for x, d in ((q, p.q.data), (k, p.k.data), (v, p.v.data)):
+                cuda.copy_async(d, x.ctypes.data, x.nbytes, H2D, stream)
         if lib.chill_forward(ctypes.byref(p), ctypes.byref(err)) != 0:
             raise RuntimeError(err.message.decode())
-        if cuda:
+        if host:
+            cuda.copy_async(out.ctypes.data, p.out.data, out.nbytes, D2H, stream)
+            cuda.stream_sync(stream)
+        elif cuda:
             cuda.sync()
 
     call()
-    if cuda:
+    if a.device == "cuda":
         cuda.download(p.out.data, out)
     ref = reference(q, k, v, a.mask)
     rel = np.linalg.norm(out.astype(np.float64) - ref) / np.linalg.norm(ref)
