@@ -39,6 +39,8 @@ static const field devices_fields[] = {
           "device buffer pool per GPU, allocated at start; the largest launch"),
     FIELD("pinned_host_bytes", F_U64, pinned_host_bytes, 0, INT64_MAX,
           "pinned host memory for request tensors with the CUDA backend, reused (0: none; beyond it copies are slower)"),
+    FIELD("idle_spin_us", F_I64, idle_spin_us, 0, 1000000,
+          "after a launch, how long a device worker polls its queue before it sleeps (microseconds; 0: sleep at once)"),
     {0},
 };
 
@@ -317,6 +319,7 @@ void chill_config_defaults(chill_config *c) {
     c->backend = CHILL_BACKEND_AUTO;
     c->gpu_pool_bytes = (uint64_t)1 << 30;
     c->pinned_host_bytes = (uint64_t)1 << 30;
+    c->idle_spin_us = 50;
     c->batching = 1;
     c->max_queue_delay_us = 0;
     c->max_batch_tokens = 1 << 16;
@@ -380,7 +383,7 @@ int chill_config_load(chill_config *c, const char *path, char *err, size_t errle
 
 const char *chill_config_usage(void) {
     return "usage: chilld [--config FILE] [--check-config FILE] [--listen ADDR] [--port N]\n"
-           "              [--backend auto|cpu|cuda] [--cpu-threads N] [--http-threads N]\n"
+           "              [--backend auto|cpu|cuda] [--cpu-threads N] [--idle-spin-us N] [--http-threads N]\n"
            "              [--max-queue-delay-us N] [--max-batch-tokens N] [--no-batching]\n"
            "              [--log-level debug|info|warn|error]\n"
            "Flags override the config file (default config/chilld.json when present).\n";
@@ -394,6 +397,7 @@ static int flag_value(chill_config *c, const char *flag, const char *value, char
         {"--port", "listen", listen_fields, "port"},
         {"--http-threads", "listen", listen_fields, "threads"},
         {"--cpu-threads", "devices", devices_fields, "cpu_threads"},
+        {"--idle-spin-us", "devices", devices_fields, "idle_spin_us"},
         {"--max-queue-delay-us", "batching", batching_fields, "max_queue_delay_us"},
         {"--max-batch-tokens", "batching", batching_fields, "max_batch_tokens"},
     };

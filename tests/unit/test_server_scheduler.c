@@ -6,7 +6,8 @@
  * work and waits for what was accepted; a request past its deadline is 504
  * at the deadline, while its device is still busy;
  * a sticky device error answers 500, takes that device out of service and
- * the next requests run on the other device. */
+ * the next requests run on the other device; an idle worker polls its queue
+ * only as long as configured. */
 #include <check.h>
 #include <math.h>
 #include <pthread.h>
@@ -307,6 +308,34 @@ START_TEST(deadline_passed_is_504) {
 }
 END_TEST
 
+static double cpu_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* After a launch the worker polls its queue for idle_spin_us (20 ms here),
+ * then sleeps: over 300 ms with nothing queued the process uses well under
+ * 300 ms of CPU. A request that comes while it polls is served as any other. */
+START_TEST(idle_worker_polls_then_sleeps) {
+    cfg.idle_spin_us = 20000;
+    chill_scheduler *s = chill_scheduler_create(&cfg, fake_create(1));
+    ck_assert_int_eq(chill_submit(s, make(0)), CHILL_SUBMIT_OK);
+    wait_done(1);
+    ck_assert_int_eq(chill_submit(s, make(1)), CHILL_SUBMIT_OK);
+    wait_done(2);
+    double cpu0 = cpu_seconds();
+    struct timespec idle = {0, 300 * 1000000};
+    nanosleep(&idle, NULL);
+    double used = cpu_seconds() - cpu0;
+    ck_assert_msg(used < 0.15, "%.0f ms of CPU in 300 ms idle: the worker did not stop polling", used * 1e3);
+    check_result(0);
+    check_result(1);
+    ck_assert_int_eq(chill_scheduler_drain(s, 5), 0);
+    chill_scheduler_destroy(s);
+}
+END_TEST
+
 START_TEST(sticky_error_moves_work_to_the_healthy_device) {
     chill_scheduler *s = chill_scheduler_create(&cfg, fake_create(2));
     the_fake->fail_device = 0;
@@ -345,6 +374,7 @@ Suite *chill_test_suite(void) {
     tcase_add_test(tc, drain_refuses_new_and_finishes_accepted);
     tcase_add_test(tc, deadline_passed_is_504);
     tcase_add_test(tc, sticky_error_moves_work_to_the_healthy_device);
+    tcase_add_test(tc, idle_worker_polls_then_sleeps);
     suite_add_tcase(s, tc);
     return s;
 }
