@@ -31,7 +31,8 @@
 # a prebuilt one runs on a machine without -dev packages.
 #
 # Results: bench/results/colocated-<cpu|gpu>-<date>.md with machine, date and
-# command. COLOC_CHILLD_LOG=FILE keeps chilld's log there.
+# command. COLOC_CHILLD_LOG=FILE keeps chilld's log there; COLOC_CHILLD_FLAGS adds
+# flags to its command line (e.g. --idle-spin-us 0).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -80,7 +81,7 @@ cat > "$tmp/chilld.json" <<JSON
  "batching": {"enabled": false}, "unix_socket": {"path": "$sock"}, "log": {"level": "warn"}}
 JSON
 chilld_log=${COLOC_CHILLD_LOG:-$tmp/chilld.log}
-"$BUILD/bin/chilld" --config "$tmp/chilld.json" 2>"$chilld_log" &
+"$BUILD/bin/chilld" --config "$tmp/chilld.json" ${COLOC_CHILLD_FLAGS:-} 2>"$chilld_log" &
 pid=$!
 for _ in $(seq 200); do "$ctl" health --url "http://127.0.0.1:$port" >/dev/null 2>&1 && break; sleep 0.1; done
 
