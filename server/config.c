@@ -319,7 +319,7 @@ void chill_config_defaults(chill_config *c) {
     c->backend = CHILL_BACKEND_AUTO;
     c->gpu_pool_bytes = (uint64_t)1 << 30;
     c->pinned_host_bytes = (uint64_t)1 << 30;
-    c->idle_spin_us = 50;
+    c->idle_spin_us = 0;
     c->batching = 1;
     c->max_queue_delay_us = 0;
     c->max_batch_tokens = 1 << 16;

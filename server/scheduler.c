@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,25 +187,19 @@ static void abs_deadline(uint64_t ns, struct timespec *ts) {
     ts->tv_nsec = (long)(t % 1000000000u);
 }
 
-static void cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
 /* Polls d's queue, outside the lock, for up to idle_spin_ns: the next request
  * of a client that was waiting for the last answer usually comes within tens
  * of microseconds, and a worker that is still awake starts it without a
- * thread wake-up (several microseconds, more from a sleeping core). Caller
- * holds the lock; it is held again on return. */
+ * thread wake-up (several microseconds, more from a sleeping core). It yields
+ * the core between looks: the thread it just woke (the transport sending the
+ * answer) is often placed on this core, and must not wait for the poll to
+ * end. Caller holds the lock; it is held again on return. */
 static void poll_queue(chill_scheduler *s, device_queue *d) {
     unsigned seen = __atomic_load_n(&d->arrivals, __ATOMIC_ACQUIRE);
     uint64_t until = chill_now_ns() + (uint64_t)s->idle_spin_ns;
     pthread_mutex_unlock(&s->lock);
     while (__atomic_load_n(&d->arrivals, __ATOMIC_ACQUIRE) == seen && chill_now_ns() < until)
-        cpu_relax();
+        sched_yield();
     pthread_mutex_lock(&s->lock);
 }
 

@@ -120,7 +120,7 @@ END_TEST
 START_TEST(flags_override) {
     char *argv[] = {"chilld", "--config", "f.json", "--port", "1234", "--listen", "127.0.0.9", "--backend", "cpu",
                     "--no-batching", "--max-queue-delay-us", "7", "--log-level", "debug", "--cpu-threads", "2",
-                    "--idle-spin-us", "0", NULL};
+                    "--idle-spin-us", "25", NULL};
     int argc = (int)(sizeof argv / sizeof argv[0]) - 1;
     chill_config c;
     const char *path = NULL, *check = NULL;
@@ -136,7 +136,7 @@ START_TEST(flags_override) {
     ck_assert_int_eq(c.max_queue_delay_us, 7);
     ck_assert_int_eq(c.log_level, CHILL_LOG_DEBUG);
     ck_assert_int_eq(c.cpu_threads, 2);
-    ck_assert_int_eq(c.idle_spin_us, 0);
+    ck_assert_int_eq(c.idle_spin_us, 25);
 }
 END_TEST
 
