@@ -191,9 +191,10 @@ static void abs_deadline(uint64_t ns, struct timespec *ts) {
  * of a client that was waiting for the last answer usually comes within tens
  * of microseconds, and a worker that is still awake starts it without a
  * thread wake-up (several microseconds, more from a sleeping core). It yields
- * the core between looks: the thread it just woke (the transport sending the
- * answer) is often placed on this core, and must not wait for the poll to
- * end. Caller holds the lock; it is held again on return. */
+ * the core between looks, so that a thread it just woke (the transport sending
+ * the answer) can run here; binary HTTP measured slower with the poll on all
+ * the same (bench/NOTES.md), hence off by default. Caller holds the lock; it
+ * is held again on return. */
 static void poll_queue(chill_scheduler *s, device_queue *d) {
     unsigned seen = __atomic_load_n(&d->arrivals, __ATOMIC_ACQUIRE);
     uint64_t until = chill_now_ns() + (uint64_t)s->idle_spin_ns;

@@ -136,15 +136,12 @@ static chill_client_status chill_cli_perform(chill_client *c, const char *method
     curl_easy_setopt(h, CURLOPT_HEADERDATA, a);
     if (strcmp(method, "GET") == 0) {
         curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
-    } else if (nseg == 1) {
-        /* One piece (JSON): libcurl sends a small one in the same write as the
-         * headers, so the server gets the whole request at once. */
-        curl_easy_setopt(h, CURLOPT_POST, 1L);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, seg[0].ptr);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, total);
     } else {
+        /* A body in one piece (JSON) goes as POSTFIELDS: libcurl writes a small
+         * one together with the headers, so the server gets the whole request
+         * at once. Several pieces (binary tensors) are read by the callback. */
         curl_easy_setopt(h, CURLOPT_POST, 1L);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, NULL);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, nseg == 1 ? seg[0].ptr : NULL);
         curl_easy_setopt(h, CURLOPT_READFUNCTION, chill_cli_read);
         curl_easy_setopt(h, CURLOPT_READDATA, &up);
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, total);
