@@ -234,6 +234,26 @@ __device__ __forceinline__ void chill_ring_refill(int j, int n_tiles, L &&load) 
     chill_cp_async_commit();
 }
 
+/* One thread's column of 16-byte chunks of a tile: rows r0, r0 + RSTEP, ...
+ * below ROWS, from g (row row0 + r0 of a source with row stride ld bytes) to
+ * d (that row's chunk in shared memory, rows dstep bytes apart). Rows at or
+ * past n_rows become zeros (read from nowhere: src, the tensor's row 0, is
+ * named instead). The trip count is known at compile time, the last step
+ * checked only where RSTEP does not divide ROWS, so the unrolled loop issues
+ * its copies with no bound test between them. */
+template <int ROWS, int RSTEP>
+__device__ __forceinline__ void chill_load_column(char *d, int dstep, const char *g, const char *src, int64_t ld,
+                                                  int r0, int row0, int n_rows) {
+    const int rows_left = n_rows - row0 - r0; /* step i is a row of the tensor iff i * RSTEP < rows_left */
+#pragma unroll
+    for (int i = 0; i < (ROWS + RSTEP - 1) / RSTEP; i++, g += RSTEP * ld) {
+        if (ROWS % RSTEP != 0 && r0 + i * RSTEP >= ROWS)
+            break;
+        const bool valid = i * RSTEP < rows_left;
+        chill_cp_async16(d + i * RSTEP * dstep, valid ? g : src, valid);
+    }
+}
+
 /* Rows [row0, row0 + ROWS) of a [*, D] tensor with row stride ld (bytes) into
  * shared rows of LD elements; rows at or past n_rows become zeros. */
 template <typename T, int D, int LD, int ROWS, int NTHREADS>
@@ -241,16 +261,11 @@ __device__ __forceinline__ void chill_load_rows(T *dst, const char *src, int64_t
     constexpr int EPC = 16 / sizeof(T);                /* elements per 16-byte piece */
     constexpr int CHUNKS = D * (int)sizeof(T) / 16;    /* pieces per row */
     if constexpr (NTHREADS % CHUNKS == 0) {
-        /* Each thread keeps one column of chunks: one pointer, stepped. */
-        constexpr int RSTEP = NTHREADS / CHUNKS;
+        /* Each thread keeps one column of chunks. */
         const int r0 = threadIdx.x / CHUNKS, c = threadIdx.x % CHUNKS;
-        const char *g = src + (int64_t)(row0 + r0) * ld + c * 16;
-        const int64_t step = RSTEP * ld;
-#pragma unroll
-        for (int r = r0; r < ROWS; r += RSTEP, g += step) {
-            bool valid = row0 + r < n_rows;
-            chill_cp_async16(dst + r * LD + c * EPC, valid ? g : src, valid);
-        }
+        chill_load_column<ROWS, NTHREADS / CHUNKS>(reinterpret_cast<char *>(dst + r0 * LD + c * EPC),
+                                                   LD * (int)sizeof(T), src + (int64_t)(row0 + r0) * ld + c * 16,
+                                                   src, ld, r0, row0, n_rows);
     } else {
 #pragma unroll
         for (int i = threadIdx.x; i < ROWS * CHUNKS; i += NTHREADS) {
@@ -261,27 +276,33 @@ __device__ __forceinline__ void chill_load_rows(T *dst, const char *src, int64_t
     }
 }
 
-/* The end of query row row0 + 8 hh of an mma row group, for both kernel
- * families: the row's sum reduced over the 4 threads that hold it, out =
- * O / sum from this thread's accumulators (o[dt * 4 + 2 * hh] and the next,
- * for each n8 block dt of D) into rows o_ld elements apart, and lse in
- * natural log. A row that attended no key writes zeros and -inf; a row past
- * the sequence writes nothing. Every lane calls it (the shuffles). */
+/* The end of query row row of an mma row group, for both kernel families:
+ * the row's sum reduced over the 4 threads that hold it, and lse in natural
+ * log (-inf for a row that attended no key). Returns 1 / sum, or 0 for such
+ * a row, which then writes zeros. Every lane calls it (the shuffles). */
+__device__ __forceinline__ float chill_finish_row(const chill_cuda_args &a, const chill_seq &seq, int row, int t,
+                                                  float sum, float row_max) {
+    sum += __shfl_xor_sync(0xffffffff, sum, 1);
+    sum += __shfl_xor_sync(0xffffffff, sum, 2);
+    if (row < seq.q_len && seq.lse != nullptr && t == 0)
+        seq.lse[row * a.l_stride[2]] = sum > 0.f ? (row_max + log2f(sum)) * 0.69314718055994531f : -INFINITY;
+    return sum > 0.f ? 1.f / sum : 0.f;
+}
+
+/* Query row row0 + 8 hh out of this thread's accumulators (o[dt * 4 + 2 * hh]
+ * and the next, for each n8 block dt of D): out = O / sum into rows o_ld
+ * elements apart, as 4-byte pairs; a row past the sequence writes nothing. */
 template <typename T, int DT>
 __device__ __forceinline__ void chill_write_row(const chill_cuda_args &a, int64_t o_ld, const chill_seq &seq, int row0,
                                                 int t, int hh, const float *o, float sum, float row_max) {
-    sum += __shfl_xor_sync(0xffffffff, sum, 1);
-    sum += __shfl_xor_sync(0xffffffff, sum, 2);
     const int row = row0 + hh * 8;
+    const float inv = chill_finish_row(a, seq, row, t, sum, row_max);
     if (row >= seq.q_len)
         return;
-    const float inv = sum > 0.f ? 1.f / sum : 0.f;
     T *dst = reinterpret_cast<T *>(seq.out) + row * o_ld;
 #pragma unroll
     for (int dt = 0; dt < DT; dt++)
         chill_mma<T>::store2(dst + dt * 8 + 2 * t, o[dt * 4 + 2 * hh] * inv, o[dt * 4 + 2 * hh + 1] * inv);
-    if (seq.lse != nullptr && t == 0)
-        seq.lse[row * a.l_stride[2]] = sum > 0.f ? (row_max + log2f(sum)) * 0.69314718055994531f : -INFINITY;
 }
 
 template <typename T, int D, int BM, int BN, int W, int MINB>

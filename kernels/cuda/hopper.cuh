@@ -141,25 +141,61 @@ CHILL_WGMMA(__nv_bfloat16, 128, "bf16", 64, CHILL_WG_REGS64, CHILL_WG_ACC64, "66
 
 /* Rows [row0, row0 + ROWS) of a [*, D] tensor with row stride ld (bytes) into
  * the swizzled layout at dst (top of file); rows at or past n_rows become
- * zeros. Each thread keeps one chunk column, so its swizzle is fixed. */
+ * zeros. Each thread keeps one chunk column (chill_load_column), so its
+ * swizzle is fixed. */
 template <typename T, int D, int ROWS, int NTHREADS>
 __device__ __forceinline__ void chill_hopper_load(T *dst, const char *src, int64_t ld, int row0, int n_rows) {
     constexpr int CHUNKS = D * (int)sizeof(T) / 16;
     constexpr int RSTEP = NTHREADS / CHUNKS;
     static_assert(NTHREADS % CHUNKS == 0 && RSTEP % 8 == 0, "loader layout");
     const int r0 = threadIdx.x / CHUNKS, c = threadIdx.x % CHUNKS;
-    char *d = reinterpret_cast<char *>(dst) + (c / 8) * ROWS * 128 + (((c % 8) ^ (r0 % 8)) << 4);
-    const char *g = src + (int64_t)(row0 + r0) * ld + c * 16;
-    const int64_t step = RSTEP * ld;
+    char *d = reinterpret_cast<char *>(dst) + (c / 8) * ROWS * 128 + r0 * 128 + (((c % 8) ^ (r0 % 8)) << 4);
+    chill_load_column<ROWS, RSTEP>(d, 128, src + (int64_t)(row0 + r0) * ld + c * 16, src, ld, r0, row0, n_rows);
+}
+
+/* The epilogue of a warp's 16 query rows (from wrow): out = O / sum, lse.
+ * The rows go through the warp's own rows of the Q tile in shared memory,
+ * whose last reader was the last S = Q K^T, so that they leave as 16-byte
+ * pieces, a row's pieces in consecutive lanes, rather than as the
+ * accumulators' 4-byte pairs eight rows apart. An output whose rows do not
+ * start at 16-byte boundaries takes the pairs (chill_write_row). */
+template <typename T, int D, int BM>
+__device__ __forceinline__ void chill_hopper_write(const chill_cuda_args &a, const chill_seq &seq, char *q_tile,
+                                                   int m0, int wrow, const float (&o)[D / 2],
+                                                   const float (&row_sum)[2], const float (&row_max)[2]) {
+    const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    const int64_t o_ld = a.o_stride[2], row_bytes = o_ld * (int64_t)sizeof(T);
+    if ((reinterpret_cast<uintptr_t>(seq.out) | (uintptr_t)row_bytes) % 16 != 0) {
 #pragma unroll
-    for (int r = r0; r < ROWS; r += RSTEP, g += step) {
-        const bool valid = row0 + r < n_rows;
-        chill_cp_async16(d + r * 128, valid ? g : src, valid);
+        for (int hh = 0; hh < 2; hh++)
+            chill_write_row<T, D / 8>(a, o_ld, seq, m0 + wrow + g, t, hh, o, row_sum[hh], row_max[hh]);
+        return;
+    }
+#pragma unroll
+    for (int hh = 0; hh < 2; hh++) {
+        const int r = wrow + g + hh * 8;
+        const float inv = chill_finish_row(a, seq, m0 + r, t, row_sum[hh], row_max[hh]);
+#pragma unroll
+        for (int dt = 0; dt < D / 8; dt++)
+            *reinterpret_cast<uint32_t *>(q_tile + (dt / 8) * BM * 128 + r * 128 + (((dt % 8) ^ (r % 8)) << 4) + 4 * t) =
+                chill_mma<T>::pack(o[dt * 4 + 2 * hh] * inv, o[dt * 4 + 2 * hh + 1] * inv);
+    }
+    __syncwarp();
+    constexpr int CHUNKS = D * (int)sizeof(T) / 16, ROWS_AT_ONCE = 32 / CHUNKS;
+    const int c = lane % CHUNKS;
+#pragma unroll
+    for (int i = lane / CHUNKS; i < 16; i += ROWS_AT_ONCE) {
+        const int r = wrow + i;
+        if (m0 + r < seq.q_len)
+            *reinterpret_cast<int4 *>(seq.out + (m0 + r) * row_bytes + c * 16) =
+                *reinterpret_cast<const int4 *>(q_tile + (c / 8) * BM * 128 + r * 128 + (((c % 8) ^ (r % 8)) << 4));
     }
 }
 
 #endif /* CHILL_HOPPER_DEVICE */
 
+/* Shared memory of a configuration: Q, NS stages of K and V, the row bounds,
+ * and 1024 bytes to move the start to the swizzle's 1024-byte period. */
 template <typename T, int D, int BM, int BN, int NS>
 constexpr size_t chill_hopper_smem = (size_t)(BM + 2 * NS * BN) * D * sizeof(T) + BM * sizeof(int4) + 1024;
 
@@ -169,7 +205,6 @@ __global__ void __launch_bounds__(BM / 64 * 128, MINB) chill_hopper_kernel(const
     using M = chill_mma<T>;
     constexpr int NTHREADS = BM / 64 * 128;
     constexpr int NT = BN / 8; /* n8 blocks of S per thread row pair */
-    constexpr int DT = D / 8;  /* n8 blocks of O */
     static_assert(BM % 64 == 0 && (BN == 32 || BN == 64 || BN == 128) && (D == 64 || D == 128),
                   "bad Hopper configuration");
     using WS = chill_wgmma<T, BN>;
@@ -341,11 +376,7 @@ __global__ void __launch_bounds__(BM / 64 * 128, MINB) chill_hopper_kernel(const
     }
     chill_cp_async_wait<0>();
 
-    /* out = O / sum; lse in natural log. */
-    const int64_t o_ld = a.o_stride[2];
-#pragma unroll
-    for (int hh = 0; hh < 2; hh++)
-        chill_write_row<T, DT>(a, o_ld, seq, m0 + wrow + g, t, hh, o, row_sum[hh], row_max[hh]);
+    chill_hopper_write<T, D, BM>(a, seq, reinterpret_cast<char *>(sQ), m0, wrow, o, row_sum, row_max);
 #else
     (void)a; /* compiled for another architecture: dispatch never launches it there */
 #endif
@@ -354,6 +385,9 @@ __global__ void __launch_bounds__(BM / 64 * 128, MINB) chill_hopper_kernel(const
 template <typename T, int D, int BM, int BN, int MINB, int NS, bool UPFRONT>
 cudaError_t chill_hopper_launch(const chill_cuda_args *a, int batch, cudaStream_t stream) {
     constexpr size_t smem = chill_hopper_smem<T, D, BM, BN, NS>;
+    /* A Hopper multiprocessor has 228 KiB of shared memory and keeps 1 KiB of
+     * it per block: a configuration named for MINB blocks must fit them. */
+    static_assert(MINB * (smem + 1024) <= 228 * 1024, "MINB blocks of this configuration do not fit in shared memory");
     auto kernel = chill_hopper_kernel<T, D, BM, BN, MINB, NS, UPFRONT>;
     cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
     if (e != cudaSuccess)
