@@ -17,7 +17,7 @@
  * Per tile and warpgroup:
  *   S = Q K^T   wgmma m64nBNk16, Q and K from shared memory by descriptors;
  *   the mask    only when the tile is not inside the mask's full_k_range,
- *               then per row from bounds computed once per block (tile.cuh);
+ *               then per row from the row's key bounds (tile.cuh);
  *   softmax     online, in base 2, in registers: S's accumulator layout is
  *               mma.sync's m16n8 layout, one 16-row slice per warp, so the row
  *               max and sum reduce over the 4 threads of a row as in flash.cuh;
@@ -194,10 +194,22 @@ __device__ __forceinline__ void chill_hopper_write(const chill_cuda_args &a, con
 
 #endif /* CHILL_HOPPER_DEVICE */
 
-/* Shared memory of a configuration: Q, NS stages of K and V, the row bounds,
- * and 1024 bytes to move the start to the swizzle's 1024-byte period. */
-template <typename T, int D, int BM, int BN, int NS>
-constexpr size_t chill_hopper_smem = (size_t)(BM + 2 * NS * BN) * D * sizeof(T) + BM * sizeof(int4) + 1024;
+/* Where a block keeps the key bounds of its query rows (chill_row_bounds),
+ * which partial tiles need. The banded configurations (upfront), most of
+ * whose tiles are partial, keep each thread's two rows in registers where
+ * the register cap leaves room (at most 256 threads a multiprocessor, so 255
+ * registers each), which leaves shared memory to the ring. The others keep
+ * the block's rows in shared memory. */
+constexpr bool chill_hopper_rows_in_regs(int bm, int minb, bool upfront) {
+    return upfront && minb * (bm / 64 * 128) <= 256;
+}
+
+/* Shared memory of a configuration: Q, NS stages of K and V, the row bounds
+ * where they are kept there, and 1024 bytes to move the start to the
+ * swizzle's 1024-byte period. */
+template <typename T, int D, int BM, int BN, int MINB, int NS, bool UPFRONT>
+constexpr size_t chill_hopper_smem = (size_t)(BM + 2 * NS * BN) * D * sizeof(T) +
+                                     (chill_hopper_rows_in_regs(BM, MINB, UPFRONT) ? 0 : BM * sizeof(int4)) + 1024;
 
 template <typename T, int D, int BM, int BN, int MINB, int NS, bool UPFRONT>
 __global__ void __launch_bounds__(BM / 64 * 128, MINB) chill_hopper_kernel(const chill_cuda_args a) {
@@ -209,12 +221,13 @@ __global__ void __launch_bounds__(BM / 64 * 128, MINB) chill_hopper_kernel(const
                   "bad Hopper configuration");
     using WS = chill_wgmma<T, BN>;
     using WO = chill_wgmma<T, D>;
+    constexpr bool ROWS_IN_REGS = chill_hopper_rows_in_regs(BM, MINB, UPFRONT);
 
     extern __shared__ unsigned char chill_hsmem[];
     T *sQ = reinterpret_cast<T *>((reinterpret_cast<uintptr_t>(chill_hsmem) + 1023) & ~(uintptr_t)1023);
     T *sK = sQ + BM * D;
     T *sV = sK + NS * BN * D;
-    int4 *sRow = reinterpret_cast<int4 *>(sV + NS * BN * D);
+    int4 *sRow = reinterpret_cast<int4 *>(sV + NS * BN * D); /* unless ROWS_IN_REGS */
 
     chill_query_tile tile;
     if (!chill_query_tile_of<T>(a, BM, tile))
@@ -244,8 +257,15 @@ __global__ void __launch_bounds__(BM / 64 * 128, MINB) chill_hopper_kernel(const
         chill_hopper_load<T, D, BN, NTHREADS>(sV + st * BN * D, seq.v, v_ld, span.k_lo + j * BN, span.k_end);
     };
     chill_ring_start<NS, UPFRONT>(span.n_tiles, load_kv);
-    for (int r = threadIdx.x; r < BM; r += NTHREADS)
-        sRow[r] = chill_row_bounds(a.mask, seq.q_off + m0 + r, seq.k_len);
+    int4 rows[2]; /* ROWS_IN_REGS: the bounds of rows wrow + g and wrow + g + 8 */
+    if constexpr (ROWS_IN_REGS) {
+#pragma unroll
+        for (int hh = 0; hh < 2; hh++)
+            rows[hh] = chill_row_bounds(a.mask, seq.q_off + m0 + wrow + g + hh * 8, seq.k_len);
+    } else {
+        for (int r = threadIdx.x; r < BM; r += NTHREADS)
+            sRow[r] = chill_row_bounds(a.mask, seq.q_off + m0 + r, seq.k_len);
+    }
 
     /* Descriptors: this warpgroup's 64 rows of Q; K and V of stage 0. A k16
      * step moves 32 bytes inside a 128-byte row, then to the next column
@@ -288,7 +308,7 @@ __global__ void __launch_bounds__(BM / 64 * 128, MINB) chill_hopper_kernel(const
 #pragma unroll
             for (int hh = 0; hh < 2; hh++) {
                 const int r = wrow + g + hh * 8;
-                const int4 rb = sRow[r];
+                const int4 rb = ROWS_IN_REGS ? rows[hh] : sRow[r];
                 const int k0 = n0 + 2 * t; /* key of s[0 + 2hh] */
                 if (rb.x == rb.z && rb.y == rb.w) {
                     const int lo = rb.z - k0, hi = min(rb.w, seq.k_len - 1) - k0;
@@ -384,7 +404,7 @@ __global__ void __launch_bounds__(BM / 64 * 128, MINB) chill_hopper_kernel(const
 
 template <typename T, int D, int BM, int BN, int MINB, int NS, bool UPFRONT>
 cudaError_t chill_hopper_launch(const chill_cuda_args *a, int batch, cudaStream_t stream) {
-    constexpr size_t smem = chill_hopper_smem<T, D, BM, BN, NS>;
+    constexpr size_t smem = chill_hopper_smem<T, D, BM, BN, MINB, NS, UPFRONT>;
     /* A Hopper multiprocessor has 228 KiB of shared memory and keeps 1 KiB of
      * it per block: a configuration named for MINB blocks must fit them. */
     static_assert(MINB * (smem + 1024) <= 228 * 1024, "MINB blocks of this configuration do not fit in shared memory");
@@ -414,6 +434,7 @@ cudaError_t chill_hopper_launch(const chill_cuda_args *a, int batch, cudaStream_
     CHILL_HOPPER_CONFIG(T, 64, 192, 128), CHILL_HOPPER_CONFIG(T, 64, 128, 128), CHILL_HOPPER_CONFIG(T, 64, 192, 64),  \
         CHILL_HOPPER_CONFIG(T, 128, 128, 128), CHILL_HOPPER_CONFIG(T, 128, 128, 64),                                   \
         CHILL_HOPPER_CONFIG(T, 128, 192, 64), CHILL_HOPPER_CONFIG_BP(T, 64, 64, 64, 4, 2),                            \
-        CHILL_HOPPER_CONFIG_BP(T, 128, 64, 64, 2, 2), CHILL_HOPPER_CONFIG_BP(T, 128, 64, 32, 3, 3)
+        CHILL_HOPPER_CONFIG_BP(T, 128, 64, 64, 2, 2), CHILL_HOPPER_CONFIG_BP(T, 128, 64, 64, 2, 3),                   \
+        CHILL_HOPPER_CONFIG_BP(T, 128, 64, 32, 3, 3)
 
 #endif
