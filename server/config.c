@@ -40,7 +40,8 @@ static const field devices_fields[] = {
     FIELD("pinned_host_bytes", F_U64, pinned_host_bytes, 0, INT64_MAX,
           "pinned host memory for request tensors with the CUDA backend, reused (0: none; beyond it copies are slower)"),
     FIELD("idle_spin_us", F_I64, idle_spin_us, 0, 1000000,
-          "after a launch, how long a device worker polls its queue before it sleeps (microseconds; 0: sleep at once)"),
+          "after a launch, how long a device worker polls its queue before it sleeps, while its last request came "
+          "that soon after it went idle (microseconds; 0: sleep at once)"),
     {0},
 };
 
@@ -319,7 +320,7 @@ void chill_config_defaults(chill_config *c) {
     c->backend = CHILL_BACKEND_AUTO;
     c->gpu_pool_bytes = (uint64_t)1 << 30;
     c->pinned_host_bytes = (uint64_t)1 << 30;
-    c->idle_spin_us = 0;
+    c->idle_spin_us = 50;
     c->batching = 1;
     c->max_queue_delay_us = 0;
     c->max_batch_tokens = 1 << 16;

@@ -24,6 +24,7 @@ typedef struct device_queue {
     chill_request **items;
     int count;
     unsigned arrivals;       /* requests pushed so far; read without the lock by a polling worker */
+    uint64_t last_gap_ns;    /* from the worker's last going idle to the next arrival (poll_queue) */
     int healthy;
     pthread_cond_t cond;
     pthread_t thread;
@@ -188,13 +189,15 @@ static void abs_deadline(uint64_t ns, struct timespec *ts) {
 }
 
 /* Polls d's queue, outside the lock, for up to idle_spin_ns: the next request
- * of a client that was waiting for the last answer usually comes within tens
- * of microseconds, and a worker that is still awake starts it without a
- * thread wake-up (several microseconds, more from a sleeping core). It yields
- * the core between looks, so that a thread it just woke (the transport sending
- * the answer) can run here; binary HTTP measured slower with the poll on all
- * the same (bench/NOTES.md), hence off by default. Caller holds the lock; it
- * is held again on return. */
+ * of a client that was waiting for the last answer (a co-located one on the
+ * native socket) often comes within tens of microseconds, and a worker that
+ * is still awake starts it without a thread wake-up (several microseconds,
+ * more from a sleeping core). next_batch polls only while the last such gap
+ * was within idle_spin_ns: clients whose requests come further apart (binary
+ * HTTP, which measured slower with an unconditional poll: bench/NOTES.md)
+ * find the worker asleep, as without the poll. It yields the core between
+ * looks, so that a thread it just woke (the transport sending the answer) can
+ * run here. Caller holds the lock; it is held again on return. */
 static void poll_queue(chill_scheduler *s, device_queue *d) {
     unsigned seen = __atomic_load_n(&d->arrivals, __ATOMIC_ACQUIRE);
     uint64_t until = chill_now_ns() + (uint64_t)s->idle_spin_ns;
@@ -205,15 +208,27 @@ static void poll_queue(chill_scheduler *s, device_queue *d) {
 }
 
 /* Waits for a batch; returns its size, 0 when stopping with nothing left.
+ * Measures the gap from going idle to the next arrival for poll_queue.
  * Caller holds the lock. */
 static int next_batch(chill_scheduler *s, device_queue *d, chill_request **batch) {
-    if (d->count == 0 && !s->stopping && s->idle_spin_ns > 0)
-        poll_queue(s, d);
+    uint64_t idle_since = 0;
+    if (d->count > 0)
+        d->last_gap_ns = 0;
+    else {
+        idle_since = chill_now_ns();
+        if (!s->stopping && s->idle_spin_ns > 0 && d->last_gap_ns <= (uint64_t)s->idle_spin_ns)
+            poll_queue(s, d);
+    }
     for (;;) {
         while (d->count == 0 && !s->stopping)
             pthread_cond_wait(&d->cond, &s->lock);
         if (d->count == 0)
             return 0;
+        if (idle_since != 0) {
+            uint64_t t = d->items[0]->t_arrive_ns;
+            d->last_gap_ns = t > idle_since ? t - idle_since : 0;
+            idle_since = 0;
+        }
         int full, n = collect(s, d, batch, &full);
         uint64_t until = d->items[0]->t_arrive_ns + (uint64_t)s->max_queue_delay_ns;
         if (full || s->flushing || !d->healthy || chill_now_ns() >= until) {
@@ -470,6 +485,7 @@ chill_scheduler *chill_scheduler_create(const chill_config *c, chill_backend *b)
         /* evacuation may move every other queue here */
         d->items = malloc(sizeof *d->items * (size_t)s->max_queue * (size_t)b->n_devices);
         d->healthy = b->healthy(b, i);
+        d->last_gap_ns = UINT64_MAX; /* no poll before a client has shown a short gap */
         pthread_cond_init(&d->cond, NULL);
         chill_metric_set(chill_m.device_healthy, d->healthy, d->name);
         chill_metric_set(chill_m.device_memory, (double)b->memory_used(b, i), d->name);

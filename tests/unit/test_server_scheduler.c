@@ -314,9 +314,10 @@ static double cpu_seconds(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* After a launch the worker polls its queue for idle_spin_us (20 ms here),
- * then sleeps: over 300 ms with nothing queued the process uses well under
- * 300 ms of CPU. A request that comes while it polls is served as any other. */
+/* After a launch whose request came soon after the worker went idle, it
+ * polls its queue for idle_spin_us (20 ms here), then sleeps: over 300 ms
+ * with nothing queued the process uses well under 300 ms of CPU. A request
+ * that comes while it polls is served as any other. */
 START_TEST(idle_worker_polls_then_sleeps) {
     cfg.idle_spin_us = 20000;
     chill_scheduler *s = chill_scheduler_create(&cfg, fake_create(1));
@@ -329,6 +330,30 @@ START_TEST(idle_worker_polls_then_sleeps) {
     nanosleep(&idle, NULL);
     double used = cpu_seconds() - cpu0;
     ck_assert_msg(used < 0.15, "%.0f ms of CPU in 300 ms idle: the worker did not stop polling", used * 1e3);
+    check_result(0);
+    check_result(1);
+    ck_assert_int_eq(chill_scheduler_drain(s, 5), 0);
+    chill_scheduler_destroy(s);
+}
+END_TEST
+
+/* A worker polls only for a client whose last request came within the poll
+ * window of its going idle: with 300 ms between requests and a 100 ms
+ * window, the worker sleeps at once after each, and 150 ms after the second
+ * the process has used far less CPU than a 100 ms poll would. */
+START_TEST(idle_worker_does_not_poll_for_slow_clients) {
+    cfg.idle_spin_us = 100000;
+    chill_scheduler *s = chill_scheduler_create(&cfg, fake_create(1));
+    struct timespec gap = {0, 300 * 1000000}, after = {0, 150 * 1000000};
+    ck_assert_int_eq(chill_submit(s, make(0)), CHILL_SUBMIT_OK);
+    wait_done(1);
+    nanosleep(&gap, NULL);
+    ck_assert_int_eq(chill_submit(s, make(1)), CHILL_SUBMIT_OK);
+    wait_done(2);
+    double cpu0 = cpu_seconds();
+    nanosleep(&after, NULL);
+    double used = cpu_seconds() - cpu0;
+    ck_assert_msg(used < 0.03, "%.0f ms of CPU in 150 ms idle after a 300 ms gap: the worker polled", used * 1e3);
     check_result(0);
     check_result(1);
     ck_assert_int_eq(chill_scheduler_drain(s, 5), 0);
@@ -375,6 +400,7 @@ Suite *chill_test_suite(void) {
     tcase_add_test(tc, deadline_passed_is_504);
     tcase_add_test(tc, sticky_error_moves_work_to_the_healthy_device);
     tcase_add_test(tc, idle_worker_polls_then_sleeps);
+    tcase_add_test(tc, idle_worker_does_not_poll_for_slow_clients);
     suite_add_tcase(s, tc);
     return s;
 }
