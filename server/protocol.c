@@ -66,7 +66,6 @@ static void *own(chill_infer *inf, size_t bytes) {
     return p;
 }
 
-
 /* ---- request parameters ------------------------------------------------------ */
 
 static void accepted_params(const chill_model *m, char *buf, size_t len) {
