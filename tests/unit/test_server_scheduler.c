@@ -314,26 +314,35 @@ static double cpu_seconds(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* Runs requests 0 and 1 on one device, gap_ms apart (from 0's answer to 1's
+ * submission), then returns the CPU seconds the process uses over the idle_ms
+ * after 1 is answered, having checked both results. */
+static double idle_cpu_after_two(int gap_ms, int idle_ms) {
+    chill_scheduler *s = chill_scheduler_create(&cfg, fake_create(1));
+    struct timespec gap = {0, gap_ms * 1000000L}, idle = {0, idle_ms * 1000000L};
+    ck_assert_int_eq(chill_submit(s, make(0)), CHILL_SUBMIT_OK);
+    wait_done(1);
+    nanosleep(&gap, NULL);
+    ck_assert_int_eq(chill_submit(s, make(1)), CHILL_SUBMIT_OK);
+    wait_done(2);
+    double cpu0 = cpu_seconds();
+    nanosleep(&idle, NULL);
+    double used = cpu_seconds() - cpu0;
+    check_result(0);
+    check_result(1);
+    ck_assert_int_eq(chill_scheduler_drain(s, 5), 0);
+    chill_scheduler_destroy(s);
+    return used;
+}
+
 /* After a launch whose request came soon after the worker went idle, it
  * polls its queue for idle_spin_us (20 ms here), then sleeps: over 300 ms
  * with nothing queued the process uses well under 300 ms of CPU. A request
  * that comes while it polls is served as any other. */
 START_TEST(idle_worker_polls_then_sleeps) {
     cfg.idle_spin_us = 20000;
-    chill_scheduler *s = chill_scheduler_create(&cfg, fake_create(1));
-    ck_assert_int_eq(chill_submit(s, make(0)), CHILL_SUBMIT_OK);
-    wait_done(1);
-    ck_assert_int_eq(chill_submit(s, make(1)), CHILL_SUBMIT_OK);
-    wait_done(2);
-    double cpu0 = cpu_seconds();
-    struct timespec idle = {0, 300 * 1000000};
-    nanosleep(&idle, NULL);
-    double used = cpu_seconds() - cpu0;
+    double used = idle_cpu_after_two(0, 300);
     ck_assert_msg(used < 0.15, "%.0f ms of CPU in 300 ms idle: the worker did not stop polling", used * 1e3);
-    check_result(0);
-    check_result(1);
-    ck_assert_int_eq(chill_scheduler_drain(s, 5), 0);
-    chill_scheduler_destroy(s);
 }
 END_TEST
 
@@ -343,21 +352,8 @@ END_TEST
  * the process has used far less CPU than a 100 ms poll would. */
 START_TEST(idle_worker_does_not_poll_for_slow_clients) {
     cfg.idle_spin_us = 100000;
-    chill_scheduler *s = chill_scheduler_create(&cfg, fake_create(1));
-    struct timespec gap = {0, 300 * 1000000}, after = {0, 150 * 1000000};
-    ck_assert_int_eq(chill_submit(s, make(0)), CHILL_SUBMIT_OK);
-    wait_done(1);
-    nanosleep(&gap, NULL);
-    ck_assert_int_eq(chill_submit(s, make(1)), CHILL_SUBMIT_OK);
-    wait_done(2);
-    double cpu0 = cpu_seconds();
-    nanosleep(&after, NULL);
-    double used = cpu_seconds() - cpu0;
+    double used = idle_cpu_after_two(300, 150);
     ck_assert_msg(used < 0.03, "%.0f ms of CPU in 150 ms idle after a 300 ms gap: the worker polled", used * 1e3);
-    check_result(0);
-    check_result(1);
-    ck_assert_int_eq(chill_scheduler_drain(s, 5), 0);
-    chill_scheduler_destroy(s);
 }
 END_TEST
 
