@@ -59,14 +59,13 @@ static void *cuda_buffer(chill_backend *b, int dev, size_t bytes, char *err, siz
  * where both sides are contiguous (a lone request's BHTD tensors), which
  * the driver issues with less work than a 2D one. */
 static cudaError_t copy_one(gpu *g, const chill_copy *c, int in) {
-    const int contiguous = c->height == 1 || (c->host_pitch == c->width && c->dev_pitch == c->width);
-    if (contiguous)
-        return in ? cudaMemcpyAsync(c->dev, c->host, c->width * c->height, cudaMemcpyHostToDevice, g->stream)
-                  : cudaMemcpyAsync(c->host, c->dev, c->width * c->height, cudaMemcpyDeviceToHost, g->stream);
-    return in ? cudaMemcpy2DAsync(c->dev, c->dev_pitch, c->host, c->host_pitch, c->width, c->height,
-                                  cudaMemcpyHostToDevice, g->stream)
-              : cudaMemcpy2DAsync(c->host, c->host_pitch, c->dev, c->dev_pitch, c->width, c->height,
-                                  cudaMemcpyDeviceToHost, g->stream);
+    void *dst = in ? c->dev : c->host;
+    const void *src = in ? c->host : c->dev;
+    size_t dst_pitch = in ? c->dev_pitch : c->host_pitch, src_pitch = in ? c->host_pitch : c->dev_pitch;
+    enum cudaMemcpyKind kind = in ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost;
+    if (c->height == 1 || (dst_pitch == c->width && src_pitch == c->width))
+        return cudaMemcpyAsync(dst, src, c->width * c->height, kind, g->stream);
+    return cudaMemcpy2DAsync(dst, dst_pitch, src, src_pitch, c->width, c->height, kind, g->stream);
 }
 
 /* Queues the copies of list on g's stream, host to device (in) or back. */
