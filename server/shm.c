@@ -66,9 +66,14 @@ struct chill_region {
 static pthread_mutex_t chill_regions_lock = PTHREAD_MUTEX_INITIALIZER;
 static chill_region *chill_regions_list;
 /* One inotify instance watches every system region's object for IN_MODIFY,
- * and counts the events per watch (regions on one object share its watch). */
+ * and counts the events per watch. Regions on one object share its watch;
+ * the last one to be unmapped removes it (a watch holds its object's inode,
+ * so an unlinked object's memory would otherwise stay allocated). */
 static int chill_regions_inotify = -1;
-static uint32_t *chill_watch_events;
+static struct chill_watch {
+    uint32_t events;
+    int users;
+} *chill_watches;
 static int chill_watch_cap;
 static int chill_regions_allow_system, chill_regions_allow_cuda;
 
@@ -135,9 +140,9 @@ static void chill_watch_drain(void) {
             const struct inotify_event *ev = (const struct inotify_event *)p;
             if (ev->mask & IN_Q_OVERFLOW)
                 for (int i = 0; i < chill_watch_cap; i++)
-                    chill_watch_events[i]++;
+                    chill_watches[i].events++;
             else if (ev->wd >= 0 && ev->wd < chill_watch_cap)
-                chill_watch_events[ev->wd]++;
+                chill_watches[ev->wd].events++;
             p += sizeof *ev + ev->len;
         }
     }
@@ -152,7 +157,7 @@ static int chill_region_modified(chill_region *r) {
         r->changed = 1;
     } else if (!r->changed) {
         chill_watch_drain();
-        if (chill_watch_events[r->wd] != r->seen) {
+        if (chill_watches[r->wd].events != r->seen) {
             r->changed = 1;
             chill_log(CHILL_LOG_WARN, "region_changed", "name=%s key=%s: truncated, resized or written with write() "
                       "by its owner; served by copies from now on", r->name, r->key);
@@ -210,6 +215,8 @@ static void chill_region_unmap(chill_region *r) {
         chill_hostmem_unregister(r->map);
     if (!r->on_device)
         munmap(r->map, r->map_len);
+    if (r->wd >= 0 && r->wd < chill_watch_cap && --chill_watches[r->wd].users == 0) /* not after shutdown */
+        inotify_rm_watch(chill_regions_inotify, r->wd);
     chill_log(CHILL_LOG_INFO, "region_unmapped", "name=%s bytes=%zu", r->name, r->size);
     free(r);
 }
@@ -267,8 +274,8 @@ void chill_regions_shutdown(void) {
     if (chill_regions_inotify >= 0)
         close(chill_regions_inotify);
     chill_regions_inotify = -1;
-    free(chill_watch_events);
-    chill_watch_events = NULL;
+    free(chill_watches);
+    chill_watches = NULL;
     chill_watch_cap = 0;
     pthread_mutex_unlock(&chill_regions_lock);
 }
@@ -286,10 +293,10 @@ static void chill_region_watch(chill_region *r, int fd) {
     int wd = chill_regions_inotify >= 0 ? inotify_add_watch(chill_regions_inotify, path, IN_MODIFY) : -1;
     if (wd >= chill_watch_cap) {
         int cap = 2 * wd + 16;
-        uint32_t *grown = realloc(chill_watch_events, sizeof *grown * (size_t)cap);
+        struct chill_watch *grown = realloc(chill_watches, sizeof *grown * (size_t)cap);
         if (grown) {
             memset(grown + chill_watch_cap, 0, sizeof *grown * (size_t)(cap - chill_watch_cap));
-            chill_watch_events = grown;
+            chill_watches = grown;
             chill_watch_cap = cap;
         } else {
             wd = -1;
@@ -298,7 +305,8 @@ static void chill_region_watch(chill_region *r, int fd) {
     r->wd = wd;
     if (wd >= 0) {
         chill_watch_drain();
-        r->seen = chill_watch_events[wd];
+        r->seen = chill_watches[wd].events;
+        chill_watches[wd].users++;
     } else {
         chill_log(CHILL_LOG_WARN, "region_unwatched", "name=%s key=%s: cannot watch the object for truncation (%s); "
                   "served by copies", r->name, r->key, strerror(errno));

@@ -246,6 +246,44 @@ START_TEST(hundreds_of_regions_are_all_watched) {
 }
 END_TEST
 
+/* The inotify watches this process holds (/proc/self/fdinfo of its inotify
+ * descriptors, a line per watch). */
+static int inotify_watches(void) {
+    int n = 0;
+    for (int fd = 0; fd < 1024; fd++) {
+        char path[64], link[64] = "", line[256];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        if (readlink(path, link, sizeof link - 1) < 0 || strcmp(link, "anon_inode:inotify") != 0)
+            continue;
+        snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd);
+        FILE *f = fopen(path, "r");
+        ck_assert_ptr_nonnull(f);
+        while (fgets(line, sizeof line, f))
+            n += strncmp(line, "inotify wd:", 11) == 0;
+        fclose(f);
+    }
+    return n;
+}
+
+/* A watch holds its object's inode, so an object that its owner unlinks
+ * stays allocated while watched: the last region on an object, once
+ * unregistered and released, removes the watch. */
+START_TEST(the_last_region_on_an_object_removes_its_watch) {
+    int before = inotify_watches();
+    ck_assert_int_eq(reg("w1", 0, 4096, NULL), 200);
+    ck_assert_int_eq(reg("w2", 4096, 4096, NULL), 200);
+    ck_assert_int_eq(inotify_watches(), before + 1); /* one object, one watch */
+    chill_region_view v;
+    char err[512];
+    ck_assert_int_eq(chill_region_acquire("w2", 0, 4096, &v, err, sizeof err), 0);
+    ck_assert_int_eq(call("POST", "/v2/systemsharedmemory/region/w1/unregister", "", NULL), 200);
+    ck_assert_int_eq(call("POST", "/v2/systemsharedmemory/region/w2/unregister", "", NULL), 200);
+    ck_assert_int_eq(inotify_watches(), before + 1); /* w2's view still uses it */
+    chill_region_release(&v);
+    ck_assert_int_eq(inotify_watches(), before);
+}
+END_TEST
+
 START_TEST(truncated_object_fails_the_copy) {
     ck_assert_int_eq(reg("trunc", 0, OBJ_BYTES, NULL), 200);
     chill_region_view v;
@@ -283,6 +321,7 @@ Suite *chill_test_suite(void) {
     tcase_add_test(t, writes_through_a_mapping_leave_it_unchanged);
     tcase_add_test(t, a_registration_after_a_truncation_starts_clean);
     tcase_add_test(t, hundreds_of_regions_are_all_watched);
+    tcase_add_test(t, the_last_region_on_an_object_removes_its_watch);
     tcase_add_test(t, truncated_object_fails_the_copy);
     suite_add_tcase(s, t);
     return s;
