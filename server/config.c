@@ -42,6 +42,10 @@ static const field devices_fields[] = {
     FIELD("idle_spin_us", F_I64, idle_spin_us, 0, 1000000,
           "after a launch, how long a device worker polls its queue before it sleeps, while its last request came "
           "that soon after it went idle (microseconds; 0: sleep at once)"),
+    FIELD("direct_max_mflop", F_I64, direct_max_mflop, 0, INT64_MAX,
+          "a request that finds its device idle and cannot join a batch runs on the thread that received it, "
+          "without a hand-off to the device worker, when it takes at most this many MFLOP (4 * head_dim per "
+          "attended pair; 0: always hand off)"),
     {0},
 };
 
@@ -321,6 +325,7 @@ void chill_config_defaults(chill_config *c) {
     c->gpu_pool_bytes = (uint64_t)1 << 30;
     c->pinned_host_bytes = (uint64_t)1 << 30;
     c->idle_spin_us = 50;
+    c->direct_max_mflop = 256;
     c->batching = 1;
     c->max_queue_delay_us = 0;
     c->max_batch_tokens = 1 << 16;
@@ -384,8 +389,8 @@ int chill_config_load(chill_config *c, const char *path, char *err, size_t errle
 
 const char *chill_config_usage(void) {
     return "usage: chilld [--config FILE] [--check-config FILE] [--listen ADDR] [--port N]\n"
-           "              [--backend auto|cpu|cuda] [--cpu-threads N] [--idle-spin-us N] [--http-threads N]\n"
-           "              [--max-queue-delay-us N] [--max-batch-tokens N] [--no-batching]\n"
+           "              [--backend auto|cpu|cuda] [--cpu-threads N] [--idle-spin-us N] [--direct-max-mflop N]\n"
+           "              [--http-threads N] [--max-queue-delay-us N] [--max-batch-tokens N] [--no-batching]\n"
            "              [--log-level debug|info|warn|error]\n"
            "Flags override the config file (default config/chilld.json when present).\n";
 }
@@ -399,6 +404,7 @@ static int flag_value(chill_config *c, const char *flag, const char *value, char
         {"--http-threads", "listen", listen_fields, "threads"},
         {"--cpu-threads", "devices", devices_fields, "cpu_threads"},
         {"--idle-spin-us", "devices", devices_fields, "idle_spin_us"},
+        {"--direct-max-mflop", "devices", devices_fields, "direct_max_mflop"},
         {"--max-queue-delay-us", "batching", batching_fields, "max_queue_delay_us"},
         {"--max-batch-tokens", "batching", batching_fields, "max_batch_tokens"},
     };

@@ -41,6 +41,7 @@ typedef struct chill_config {
     uint64_t gpu_pool_bytes;       /* device buffer pool per GPU: the largest launch */
     uint64_t pinned_host_bytes;    /* pinned memory for request tensors (server/hostmem.h) */
     int64_t idle_spin_us;          /* how long a device worker polls its queue before it sleeps, after a short gap */
+    int64_t direct_max_mflop;      /* largest request run on its receiving thread when its device is idle; 0: never */
     /* batching */
     int batching;                  /* 0: every request is its own launch */
     int64_t max_queue_delay_us;

@@ -1,8 +1,10 @@
 /* The backend interface: what the scheduler calls to run a launch, one small
  * struct of function pointers (as in ggml), so the scheduler never knows
  * whether it talks to the CPU or to CUDA. A backend has one or more devices;
- * the scheduler runs one worker thread per device and never calls a device
- * from two threads at once.
+ * the scheduler runs one worker thread per device and never runs two
+ * launches on a device at once (a launch runs on the device's worker, or on
+ * the thread that submitted the request when the device was idle: see
+ * runs_direct in scheduler.c).
  *
  * A request runs either in place, on the tensors where they lie (every
  * request on the CPU; CUDA shared-memory tensors on their GPU; shapes the GPU

@@ -1,7 +1,8 @@
 /* The libmicrohttpd daemon and the life of one HTTP request: accumulate the
  * body (within the limit, binary part aligned), route it, and for infer:
- * decode, submit, suspend; done() resumes the connection from the worker and
- * the response (JSON header plus binary outputs, sent from the infer's own
+ * decode, suspend, submit; done() resumes the connection (from the worker,
+ * or from this thread when the scheduler ran the request here) and the
+ * response (JSON header plus binary outputs, sent from the infer's own
  * buffers through an iovec) is queued on the next call. Request metrics and
  * the statistics extension's counters are recorded here, where the final
  * HTTP status is known. */
@@ -171,6 +172,7 @@ static enum MHD_Result start_infer(conn *k) {
     k->t_submit = chill_now_ns();
     k->inf->req.done = on_done;
     k->inf->req.user = k;
+    k->inf->req.run_here = 1;
     chill_metric_add(chill_m.in_flight, 1, k->model->name);
     MHD_suspend_connection(k->mc);
     chill_submit_result sr = chill_submit(h->ctx.s, &k->inf->req);

@@ -6,9 +6,11 @@
  * params describe one libchill call (tensors in host memory, or in device
  * memory for CUDA shared-memory regions), then calls chill_submit(). The
  * scheduler may pack it with others of the same key into one varlen launch;
- * either way it calls req->done exactly once, from a worker thread, with
- * req->status and req->error filled in. Until then the transport keeps every
- * buffer the params point to alive and untouched. */
+ * either way it calls req->done exactly once, with req->status and
+ * req->error filled in: from a worker thread, or, when the transport allows
+ * it (run_here) and the device is idle, from the submitting thread before
+ * chill_submit() returns. Until then the transport keeps every buffer the
+ * params point to alive and untouched. */
 #ifndef CHILL_SERVER_REQUEST_H
 #define CHILL_SERVER_REQUEST_H
 
@@ -24,6 +26,8 @@ struct chill_request {
     const char *model;       /* the model (mask type or preset) name, for metrics */
     int device;              /* -1: any device; else the device the tensors live on */
     uint64_t deadline_ns;    /* CLOCK_MONOTONIC; 0: none. Past it the request fails, 504 */
+    int run_here;            /* the submitting thread may run it (an HTTP pool thread may; the socket's
+                                one loop thread, which serves every connection, may not) */
 
     /* Filled in by the scheduler before done() is called. */
     chill_status status;

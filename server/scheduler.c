@@ -25,6 +25,7 @@ typedef struct device_queue {
     int count;
     unsigned arrivals;       /* requests pushed so far; read without the lock by a polling worker */
     uint64_t last_gap_ns;    /* from the worker's last going idle to the next arrival (poll_queue) */
+    int busy;                /* a launch runs on the device (the worker's or a direct run) */
     int healthy;
     pthread_cond_t cond;
     pthread_t thread;
@@ -34,6 +35,7 @@ struct chill_scheduler {
     chill_backend *b;
     int batching, max_batch_requests, max_queue;
     int64_t max_queue_delay_ns, max_batch_tokens, idle_spin_ns;
+    double direct_max_flops;
     pthread_mutex_t lock;
     pthread_cond_t idle;
     pthread_cond_t reap;     /* wakes the reaper: a request with a deadline arrived, or stopping */
@@ -53,15 +55,17 @@ static void set_queued_gauge(device_queue *d) {
     chill_metric_set(chill_m.queued, d->count, d->name);
 }
 
-/* The healthy device with the shortest queue for r, or -1. A request on a
- * device (CUDA shared memory) goes to that device only. */
+/* The healthy device with the shortest queue for r, an idle one among
+ * equals, or -1. A request on a device (CUDA shared memory) goes to that
+ * device only. */
 static int pick_device(chill_scheduler *s, const chill_request *r) {
     int best = -1;
     for (int i = 0; i < s->b->n_devices; i++) {
         device_queue *d = &s->devs[i];
         if (!d->healthy || (r->device >= 0 && s->b->device_ordinal(s->b, i) != r->device))
             continue;
-        if (best < 0 || d->count < s->devs[best].count)
+        if (best < 0 || d->count < s->devs[best].count ||
+            (d->count == s->devs[best].count && s->devs[best].busy && !d->busy))
             best = i;
     }
     return best;
@@ -91,39 +95,6 @@ static void finished(chill_scheduler *s, int n) {
     if (s->in_flight == 0)
         pthread_cond_broadcast(&s->idle);
     pthread_mutex_unlock(&s->lock);
-}
-
-chill_submit_result chill_submit(chill_scheduler *s, chill_request *r) {
-    pthread_mutex_lock(&s->lock);
-    if (s->draining) {
-        pthread_mutex_unlock(&s->lock);
-        return CHILL_SUBMIT_DRAINING;
-    }
-    int i = pick_device(s, r);
-    if (i >= 0 && s->devs[i].count >= s->max_queue) {
-        pthread_mutex_unlock(&s->lock);
-        return CHILL_SUBMIT_FULL;
-    }
-    r->t_arrive_ns = chill_now_ns();
-    r->t_start_ns = r->t_end_ns = 0;
-    r->batch_size = 0;
-    s->in_flight++;
-    if (i < 0) {
-        pthread_mutex_unlock(&s->lock);
-        char msg[160];
-        if (r->device >= 0)
-            snprintf(msg, sizeof msg, "device %d: not served by this chilld or out of service", r->device);
-        else
-            snprintf(msg, sizeof msg, "no device in service (see /v2/health/ready)");
-        fail(r, CHILL_ERR_DEVICE, 503, msg);
-        finished(s, 1);
-        return CHILL_SUBMIT_OK;
-    }
-    push(&s->devs[i], r);
-    if (r->deadline_ns != 0)
-        pthread_cond_signal(&s->reap);
-    pthread_mutex_unlock(&s->lock);
-    return CHILL_SUBMIT_OK;
 }
 
 /* Device-buffer bytes a packed launch of r alone takes. */
@@ -207,9 +178,10 @@ static void poll_queue(chill_scheduler *s, device_queue *d) {
     pthread_mutex_lock(&s->lock);
 }
 
-/* Waits for a batch; returns its size, 0 when stopping with nothing left.
- * Measures the gap from going idle to the next arrival for poll_queue.
- * Caller holds the lock. */
+/* Waits for a batch while the device is free; returns its size, 0 when
+ * stopping with nothing left, -1 when the device left service with requests
+ * queued. Measures the gap from going idle to the next arrival for
+ * poll_queue. Caller holds the lock. */
 static int next_batch(chill_scheduler *s, device_queue *d, chill_request **batch) {
     uint64_t idle_since = 0;
     if (d->count > 0)
@@ -220,10 +192,12 @@ static int next_batch(chill_scheduler *s, device_queue *d, chill_request **batch
             poll_queue(s, d);
     }
     for (;;) {
-        while (d->count == 0 && !s->stopping)
+        while ((d->count == 0 && !s->stopping) || d->busy)
             pthread_cond_wait(&d->cond, &s->lock);
         if (d->count == 0)
             return 0;
+        if (!d->healthy)
+            return -1;
         if (idle_since != 0) {
             uint64_t t = d->items[0]->t_arrive_ns;
             d->last_gap_ns = t > idle_since ? t - idle_since : 0;
@@ -231,7 +205,7 @@ static int next_batch(chill_scheduler *s, device_queue *d, chill_request **batch
         }
         int full, n = collect(s, d, batch, &full);
         uint64_t until = d->items[0]->t_arrive_ns + (uint64_t)s->max_queue_delay_ns;
-        if (full || s->flushing || !d->healthy || chill_now_ns() >= until) {
+        if (full || s->flushing || chill_now_ns() >= until) {
             remove_batch(d, batch, n);
             return n;
         }
@@ -431,14 +405,88 @@ static void *reaper(void *arg) {
     return NULL;
 }
 
+/* Whether r runs at once on the thread that submits it: the transport allows
+ * it, its device is idle with nothing queued, r could not wait for a batch
+ * (batching off, no queue delay, or tensors on a GPU), and it is small enough
+ * (devices.direct_max_mflop) not to hold that thread, which serves other
+ * connections too, for long. Handing it to the worker instead costs two
+ * thread wake-ups, there and back. Caller holds the lock. */
+static int runs_direct(chill_scheduler *s, const device_queue *d, const chill_request *r) {
+    if (!r->run_here || s->direct_max_flops <= 0 || d->busy || d->count > 0)
+        return 0;
+    if (s->batching && s->max_queue_delay_ns > 0 && r->device < 0)
+        return 0;
+    double pairs = (double)chill_attended_pairs(&r->params);
+    return pairs >= 0 && 4.0 * (double)r->params.head_dim * pairs <= s->direct_max_flops;
+}
+
+/* Runs r, which runs_direct() chose and marked its device busy for. Requests
+ * arriving meanwhile queue; the worker starts them once the device is free. */
+static void run_direct(device_queue *d, chill_request *r) {
+    chill_scheduler *s = d->s;
+    int n = 1;
+    answer_expired(&r, &n);
+    if (n > 0)
+        run_batch(d, &r, 1);
+    pthread_mutex_lock(&s->lock);
+    d->busy = 0;
+    pthread_cond_signal(&d->cond);
+    pthread_mutex_unlock(&s->lock);
+    r->done(r);
+    finished(s, 1);
+}
+
+chill_submit_result chill_submit(chill_scheduler *s, chill_request *r) {
+    pthread_mutex_lock(&s->lock);
+    if (s->draining) {
+        pthread_mutex_unlock(&s->lock);
+        return CHILL_SUBMIT_DRAINING;
+    }
+    int i = pick_device(s, r);
+    if (i >= 0 && s->devs[i].count >= s->max_queue) {
+        pthread_mutex_unlock(&s->lock);
+        return CHILL_SUBMIT_FULL;
+    }
+    r->t_arrive_ns = chill_now_ns();
+    r->t_start_ns = r->t_end_ns = 0;
+    r->batch_size = 0;
+    s->in_flight++;
+    if (i < 0) {
+        pthread_mutex_unlock(&s->lock);
+        char msg[160];
+        if (r->device >= 0)
+            snprintf(msg, sizeof msg, "device %d: not served by this chilld or out of service", r->device);
+        else
+            snprintf(msg, sizeof msg, "no device in service (see /v2/health/ready)");
+        fail(r, CHILL_ERR_DEVICE, 503, msg);
+        finished(s, 1);
+        return CHILL_SUBMIT_OK;
+    }
+    device_queue *d = &s->devs[i];
+    if (runs_direct(s, d, r)) {
+        d->busy = 1;
+        pthread_mutex_unlock(&s->lock);
+        run_direct(d, r);
+        return CHILL_SUBMIT_OK;
+    }
+    push(d, r);
+    if (r->deadline_ns != 0)
+        pthread_cond_signal(&s->reap);
+    pthread_mutex_unlock(&s->lock);
+    return CHILL_SUBMIT_OK;
+}
+
 static void *worker(void *arg) {
     device_queue *d = arg;
     chill_scheduler *s = d->s;
     chill_request **batch = malloc(sizeof *batch * (size_t)s->max_queue * (size_t)s->b->n_devices);
     pthread_mutex_lock(&s->lock);
     for (;;) {
-        if (!d->healthy && d->count > 0) {
-            int n = evacuate(d, batch);
+        int n = next_batch(s, d, batch);
+        if (n == 0)
+            break;
+        if (n < 0) {
+            n = evacuate(d, batch);
             pthread_mutex_unlock(&s->lock);
             for (int i = 0; i < n; i++)
                 fail(batch[i], CHILL_ERR_DEVICE, 503, "every device is out of service (see /v2/health/ready)");
@@ -446,14 +494,15 @@ static void *worker(void *arg) {
             pthread_mutex_lock(&s->lock);
             continue;
         }
-        int n = next_batch(s, d, batch);
-        if (n == 0)
-            break;
+        d->busy = 1;
         pthread_mutex_unlock(&s->lock);
         int total = n;
         answer_expired(batch, &n);
         if (n > 0)
             run_batch(d, batch, n);
+        pthread_mutex_lock(&s->lock);
+        d->busy = 0;
+        pthread_mutex_unlock(&s->lock);
         for (int i = 0; i < n; i++)
             batch[i]->done(batch[i]);
         finished(s, total);
@@ -472,6 +521,7 @@ chill_scheduler *chill_scheduler_create(const chill_config *c, chill_backend *b)
     s->max_queue = c->max_queue_requests;
     s->max_queue_delay_ns = c->max_queue_delay_us * 1000;
     s->idle_spin_ns = c->idle_spin_us * 1000;
+    s->direct_max_flops = (double)c->direct_max_mflop * 1e6;
     s->max_batch_tokens = c->max_batch_tokens;
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->idle, NULL);

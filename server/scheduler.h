@@ -4,7 +4,10 @@
  * key (pack.h) until max_batch_tokens or max_batch_requests (with a delay of
  * 0 it takes only what queued while the device was busy), packs them into
  * one varlen launch, runs it on its backend device and splits the results
- * back. Every accepted request is answered exactly once through its done().
+ * back. A request that cannot join a batch and finds its device idle runs
+ * at once on the thread that submits it, when its transport allows that
+ * (devices.direct_max_mflop). Every accepted request is answered exactly once
+ * through its done().
  * A device whose backend reports a sticky error leaves service; its queue
  * moves to the devices still healthy (or is answered 503 when none is). */
 #ifndef CHILL_SERVER_SCHEDULER_H

@@ -84,7 +84,7 @@ static const struct {
     {"{\"devices\": {\"backend\": \"tpu\"}}", "devices.backend: expected \"auto\", \"cpu\" or \"cuda\""},
     {"{\"devices\": {\"gpus\": [0, -1]}}", "devices.gpus[1]"},
     {"{\"devices\": {\"gpus\": 0}}", "devices.gpus: expected an array"},
-    {"{\"devices\": {\"gpu\": []}}", "devices.gpu: unknown key; accepted: cpu_threads, gpu_pool_bytes, pinned_host_bytes, idle_spin_us, backend, gpus"},
+    {"{\"devices\": {\"gpu\": []}}", "devices.gpu: unknown key; accepted: cpu_threads, gpu_pool_bytes, pinned_host_bytes, idle_spin_us, direct_max_mflop, backend, gpus"},
     {"{\"batching\": {\"enabled\": 1}}", "batching.enabled: expected true or false"},
     {"{\"batching\": {\"max_queue_requests\": 0}}", "batching.max_queue_requests"},
     {"{\"limits\": {\"max_tokens\": -1}}", "limits.max_tokens"},
@@ -120,7 +120,7 @@ END_TEST
 START_TEST(flags_override) {
     char *argv[] = {"chilld", "--config", "f.json", "--port", "1234", "--listen", "127.0.0.9", "--backend", "cpu",
                     "--no-batching", "--max-queue-delay-us", "7", "--log-level", "debug", "--cpu-threads", "2",
-                    "--idle-spin-us", "25", NULL};
+                    "--idle-spin-us", "25", "--direct-max-mflop", "9", NULL};
     int argc = (int)(sizeof argv / sizeof argv[0]) - 1;
     chill_config c;
     const char *path = NULL, *check = NULL;
@@ -137,6 +137,7 @@ START_TEST(flags_override) {
     ck_assert_int_eq(c.log_level, CHILL_LOG_DEBUG);
     ck_assert_int_eq(c.cpu_threads, 2);
     ck_assert_int_eq(c.idle_spin_us, 25);
+    ck_assert_int_eq(c.direct_max_mflop, 9);
 }
 END_TEST
 
@@ -146,6 +147,7 @@ static const struct {
     {"--port", "70000", "listen.port: expected an integer in [1, 65535]"},
     {"--port", "12x", "--port: expected an integer"},
     {"--idle-spin-us", "-1", "devices.idle_spin_us: expected an integer in [0, 1000000]"},
+    {"--direct-max-mflop", "-2", "devices.direct_max_mflop: expected an integer in [0, "},
     {"--backend", "gpu", "--backend: expected auto, cpu or cuda"},
     {"--log-level", "chatty", "--log-level"},
     {"--frobnicate", "1", "--frobnicate: unknown flag"},

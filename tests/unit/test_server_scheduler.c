@@ -7,7 +7,9 @@
  * at the deadline, while its device is still busy;
  * a sticky device error answers 500, takes that device out of service and
  * the next requests run on the other device; an idle worker polls its queue
- * only as long as configured. */
+ * only as long as configured; a request that finds its device idle runs on
+ * the submitting thread when the transport allows it and it cannot batch,
+ * and a device never runs two launches at once. */
 #include <check.h>
 #include <math.h>
 #include <pthread.h>
@@ -35,6 +37,8 @@ typedef struct fake {
     int healthy[2];
     int launches[2];
     int last_batch;             /* sequences in the last launch */
+    pthread_t last_thread;      /* the thread that ran the last launch */
+    int active, max_active;     /* launches running now, and the most at once */
     void *buffer[2];            /* the "device" buffers, host memory */
     size_t buffer_bytes[2];
 } fake;
@@ -61,16 +65,21 @@ static chill_status fake_forward(chill_backend *b, int dev, chill_params *p, con
                                  chill_error *err) {
     fake *f = (fake *)b;
     pthread_mutex_lock(&f->lock);
+    f->active++;
+    f->max_active = f->active > f->max_active ? f->active : f->max_active;
     f->waiting++;
     pthread_cond_broadcast(&f->cond);
     while (f->gate_closed)
         pthread_cond_wait(&f->cond, &f->lock);
     f->waiting--;
     f->launches[dev]++;
+    f->last_thread = pthread_self();
     f->last_batch = (int)p->batch;
     int failing = f->fail_device == dev;
-    if (failing)
+    if (failing) {
         f->healthy[dev] = 0;
+        f->active--;
+    }
     pthread_mutex_unlock(&f->lock);
     if (failing) {
         snprintf(err->message, sizeof err->message, "fake: device %d lost", dev);
@@ -81,6 +90,9 @@ static chill_status fake_forward(chill_backend *b, int dev, chill_params *p, con
     chill_status st = chill_forward(p, err);
     if (t != NULL && st == CHILL_OK)
         chill_test_run_copies(t->out, t->n_out, 0);
+    pthread_mutex_lock(&f->lock);
+    f->active--;
+    pthread_mutex_unlock(&f->lock);
     return st;
 }
 
@@ -384,6 +396,80 @@ START_TEST(sticky_error_moves_work_to_the_healthy_device) {
 }
 END_TEST
 
+/* With batching off, a request whose transport allows it (run_here) and
+ * whose device is idle runs on the submitting thread and is answered before
+ * chill_submit() returns; one that does not allow it goes to the worker. */
+START_TEST(an_idle_device_runs_the_request_on_the_submitting_thread) {
+    cfg.batching = 0;
+    chill_scheduler *s = chill_scheduler_create(&cfg, fake_create(1));
+    chill_request *r = make(0);
+    r->run_here = 1;
+    ck_assert_int_eq(chill_submit(s, r), CHILL_SUBMIT_OK);
+    ck_assert_int_eq(reqs[0].answered, 1);
+    ck_assert(pthread_equal(the_fake->last_thread, pthread_self()));
+    check_result(0);
+    ck_assert_int_eq(chill_submit(s, make(1)), CHILL_SUBMIT_OK);
+    wait_done(2);
+    ck_assert(!pthread_equal(the_fake->last_thread, pthread_self()));
+    check_result(1);
+    ck_assert_int_eq(chill_scheduler_drain(s, 5), 0);
+    chill_scheduler_destroy(s);
+}
+END_TEST
+
+static void *submit_here(void *arg) {
+    chill_request *r = make(0);
+    r->run_here = 1;
+    ck_assert_int_eq(chill_submit(arg, r), CHILL_SUBMIT_OK);
+    return NULL;
+}
+
+/* A request that arrives while another runs on its submitting thread finds
+ * the device busy: it queues, and the worker runs it after, never beside it. */
+START_TEST(a_request_arriving_during_a_direct_run_waits_for_it) {
+    cfg.batching = 0;
+    chill_scheduler *s = chill_scheduler_create(&cfg, fake_create(1));
+    gate(1);
+    pthread_t first;
+    pthread_create(&first, NULL, submit_here, s);
+    wait_held();
+    chill_request *r = make(1);
+    r->run_here = 1;
+    ck_assert_int_eq(chill_submit(s, r), CHILL_SUBMIT_OK);
+    ck_assert_int_eq(reqs[1].answered, 0);
+    gate(0);
+    pthread_join(first, NULL);
+    wait_done(2);
+    ck_assert(!pthread_equal(the_fake->last_thread, pthread_self()));
+    ck_assert_int_eq(the_fake->launches[0], 2);
+    ck_assert_int_eq(the_fake->max_active, 1);
+    check_result(0);
+    check_result(1);
+    chill_scheduler_destroy(s);
+}
+END_TEST
+
+/* No direct run when the request could wait for a batch (batching on with a
+ * queue delay, as set up here) or when devices.direct_max_mflop is 0. */
+START_TEST(a_request_that_may_batch_or_is_over_the_limit_goes_to_the_worker) {
+    for (int c = 0; c < 2; c++) {
+        if (c == 1) {
+            cfg.batching = 0;
+            cfg.direct_max_mflop = 0;
+        }
+        n_done = 0;
+        chill_scheduler *s = chill_scheduler_create(&cfg, fake_create(1));
+        chill_request *r = make(0);
+        r->run_here = 1;
+        ck_assert_int_eq(chill_submit(s, r), CHILL_SUBMIT_OK);
+        wait_done(1);
+        ck_assert(!pthread_equal(the_fake->last_thread, pthread_self()));
+        check_result(0);
+        chill_scheduler_destroy(s);
+    }
+}
+END_TEST
+
 Suite *chill_test_suite(void) {
     Suite *s = suite_create("server_scheduler");
     TCase *tc = tcase_create("scheduler");
@@ -397,6 +483,9 @@ Suite *chill_test_suite(void) {
     tcase_add_test(tc, sticky_error_moves_work_to_the_healthy_device);
     tcase_add_test(tc, idle_worker_polls_then_sleeps);
     tcase_add_test(tc, idle_worker_does_not_poll_for_slow_clients);
+    tcase_add_test(tc, an_idle_device_runs_the_request_on_the_submitting_thread);
+    tcase_add_test(tc, a_request_arriving_during_a_direct_run_waits_for_it);
+    tcase_add_test(tc, a_request_that_may_batch_or_is_over_the_limit_goes_to_the_worker);
     suite_add_tcase(s, tc);
     return s;
 }
