@@ -47,9 +47,15 @@ typedef struct conn {
     char bad_header[160];
     chill_model *model;       /* infer: the model */
     chill_infer *inf;         /* infer: submitted, not yet answered */
-    int submitted, completed;
-    const char *refused;      /* the scheduler refused it: why, answered once resumed */
+    int submitted;
+    int state;                /* enum infer_state, atomic: the submitting thread and done() meet here */
 } conn;
+
+/* Where a submitted infer stands. Its answer is sent from the connection's
+ * own thread: at once when done() came before the thread could suspend the
+ * connection (a request the scheduler ran on this thread, or a very fast
+ * worker), else once done() resumed it. */
+enum infer_state { SUBMITTING, SUSPENDED, DONE };
 
 static void request_begin(chill_http *h) {
     pthread_mutex_lock(&h->lock);
@@ -158,8 +164,8 @@ static enum MHD_Result send_infer(conn *k) {
 static void on_done(chill_request *req) {
     conn *k = req->user;
     chill_metric_add(chill_m.in_flight, -1, k->model->name);
-    k->completed = 1;
-    MHD_resume_connection(k->mc);
+    if (__atomic_exchange_n(&k->state, DONE, __ATOMIC_ACQ_REL) == SUSPENDED)
+        MHD_resume_connection(k->mc);
 }
 
 static enum MHD_Result start_infer(conn *k) {
@@ -174,17 +180,23 @@ static enum MHD_Result start_infer(conn *k) {
     k->inf->req.user = k;
     k->inf->req.run_here = 1;
     chill_metric_add(chill_m.in_flight, 1, k->model->name);
-    MHD_suspend_connection(k->mc);
+    k->state = SUBMITTING;
+    k->submitted = 1;
     chill_submit_result sr = chill_submit(h->ctx.s, &k->inf->req);
-    if (sr == CHILL_SUBMIT_OK) {
-        k->submitted = 1;
-        return MHD_YES;
+    if (sr != CHILL_SUBMIT_OK) {
+        k->submitted = 0;
+        chill_metric_add(chill_m.in_flight, -1, k->model->name);
+        if (sr == CHILL_SUBMIT_FULL)
+            return send_error(k, 503, 1, "overloaded: the device queues are full (batching.max_queue_requests); "
+                              "retry later");
+        return send_error(k, 503, 1, "shutting down: no new requests are accepted");
     }
-    chill_metric_add(chill_m.in_flight, -1, k->model->name);
-    k->refused = sr == CHILL_SUBMIT_FULL
-                     ? "overloaded: the device queues are full (batching.max_queue_requests); retry later"
-                     : "shutting down: no new requests are accepted";
-    MHD_resume_connection(k->mc);
+    if (__atomic_load_n(&k->state, __ATOMIC_ACQUIRE) == DONE)
+        return send_infer(k);
+    MHD_suspend_connection(k->mc);
+    int expected = SUBMITTING;
+    if (!__atomic_compare_exchange_n(&k->state, &expected, SUSPENDED, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        MHD_resume_connection(k->mc); /* done() came between the look and the suspend */
     return MHD_YES;
 }
 
@@ -280,12 +292,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *mc, const char *
         *upload_size = 0;
         return MHD_YES;
     }
-    if (k->refused != NULL)
-        return send_error(k, 503, 1, "%s", k->refused);
-    if (k->completed)
-        return send_infer(k);
     if (k->submitted)
-        return MHD_YES;
+        return __atomic_load_n(&k->state, __ATOMIC_ACQUIRE) == DONE ? send_infer(k) : MHD_YES;
     chill_reply r;
     if (k->too_large) {
         k->model = infer_model(url);
