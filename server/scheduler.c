@@ -405,23 +405,37 @@ static void *reaper(void *arg) {
     return NULL;
 }
 
-/* Whether r runs at once on the thread that submits it: the transport allows
- * it, its device is idle with nothing queued, r could not wait for a batch
- * (batching off, no queue delay, or tensors on a GPU), and it is small enough
- * (devices.direct_max_mflop) not to hold that thread, which serves other
- * connections too, for long. Handing it to the worker instead costs two
- * thread wake-ups, there and back. Caller holds the lock. */
+/* Whether r is small enough to run on the thread that submits it, which
+ * serves other connections too: at most devices.direct_max_mflop (4 *
+ * head_dim per attended pair; the dense count when that is already under the
+ * limit, else the mask's own). Called before taking the lock: counting the
+ * pairs of a long request takes a while. */
+static int fits_direct(chill_scheduler *s, const chill_request *r) {
+    const chill_params *p = &r->params;
+    if (!r->run_here || s->direct_max_flops <= 0)
+        return 0;
+    double per_pair = 4.0 * (double)p->head_dim;
+    double dense = per_pair * (double)p->batch * (double)p->heads_q * (double)p->seq_q * (double)p->seq_k;
+    if (dense <= s->direct_max_flops)
+        return 1;
+    double pairs = (double)chill_attended_pairs(p);
+    return pairs >= 0 && per_pair * pairs <= s->direct_max_flops;
+}
+
+/* Whether r, which fits_direct(), runs at once on the submitting thread: its
+ * device is idle with nothing queued and r could not wait for a batch anyway
+ * (batching off, no queue delay, or tensors on a GPU). Handing it to the
+ * worker instead costs two thread wake-ups, there and back. Caller holds the
+ * lock. */
 static int runs_direct(chill_scheduler *s, const device_queue *d, const chill_request *r) {
-    if (!r->run_here || s->direct_max_flops <= 0 || d->busy || d->count > 0)
+    if (d->busy || d->count > 0)
         return 0;
-    if (s->batching && s->max_queue_delay_ns > 0 && r->device < 0)
-        return 0;
-    double pairs = (double)chill_attended_pairs(&r->params);
-    return pairs >= 0 && 4.0 * (double)r->params.head_dim * pairs <= s->direct_max_flops;
+    return !s->batching || s->max_queue_delay_ns == 0 || r->device >= 0;
 }
 
 /* Runs r, which runs_direct() chose and marked its device busy for. Requests
- * arriving meanwhile queue; the worker starts them once the device is free. */
+ * arriving meanwhile queue; the worker starts them once the device is free.
+ * A request already past its deadline is answered 504 instead (once). */
 static void run_direct(device_queue *d, chill_request *r) {
     chill_scheduler *s = d->s;
     int n = 1;
@@ -432,11 +446,13 @@ static void run_direct(device_queue *d, chill_request *r) {
     d->busy = 0;
     pthread_cond_signal(&d->cond);
     pthread_mutex_unlock(&s->lock);
-    r->done(r);
+    if (n > 0)
+        r->done(r);
     finished(s, 1);
 }
 
 chill_submit_result chill_submit(chill_scheduler *s, chill_request *r) {
+    int small = fits_direct(s, r);
     pthread_mutex_lock(&s->lock);
     if (s->draining) {
         pthread_mutex_unlock(&s->lock);
@@ -463,7 +479,7 @@ chill_submit_result chill_submit(chill_scheduler *s, chill_request *r) {
         return CHILL_SUBMIT_OK;
     }
     device_queue *d = &s->devs[i];
-    if (runs_direct(s, d, r)) {
+    if (small && runs_direct(s, d, r)) {
         d->busy = 1;
         pthread_mutex_unlock(&s->lock);
         run_direct(d, r);

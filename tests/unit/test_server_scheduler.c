@@ -470,6 +470,25 @@ START_TEST(a_request_that_may_batch_or_is_over_the_limit_goes_to_the_worker) {
 }
 END_TEST
 
+/* A request that may run on the submitting thread but is already past its
+ * deadline (a timeout of a microsecond) is answered 504 exactly once, not
+ * computed. */
+START_TEST(a_direct_request_past_its_deadline_is_answered_once) {
+    cfg.batching = 0;
+    chill_scheduler *s = chill_scheduler_create(&cfg, fake_create(1));
+    chill_request *r = make(0);
+    r->run_here = 1;
+    r->deadline_ns = 1;
+    ck_assert_int_eq(chill_submit(s, r), CHILL_SUBMIT_OK);
+    ck_assert_int_eq(chill_scheduler_drain(s, 5), 0);
+    ck_assert_int_eq(reqs[0].answered, 1);
+    ck_assert_int_eq(reqs[0].r.http_status, 504);
+    ck_assert_msg(isnan(reqs[0].out[0]), "a timed-out request is not computed");
+    ck_assert_int_eq(the_fake->launches[0], 0);
+    chill_scheduler_destroy(s);
+}
+END_TEST
+
 Suite *chill_test_suite(void) {
     Suite *s = suite_create("server_scheduler");
     TCase *tc = tcase_create("scheduler");
@@ -486,6 +505,7 @@ Suite *chill_test_suite(void) {
     tcase_add_test(tc, an_idle_device_runs_the_request_on_the_submitting_thread);
     tcase_add_test(tc, a_request_arriving_during_a_direct_run_waits_for_it);
     tcase_add_test(tc, a_request_that_may_batch_or_is_over_the_limit_goes_to_the_worker);
+    tcase_add_test(tc, a_direct_request_past_its_deadline_is_answered_once);
     suite_add_tcase(s, tc);
     return s;
 }
