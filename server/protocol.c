@@ -705,9 +705,81 @@ int chill_infer_decode(chill_infer *inf, const chill_config *c, chill_model *m, 
 
 /* ---- response ------------------------------------------------------------------------ */
 
-static json_t *data_json(const chill_output_spec *s, chill_dtype dt, int is_lse) {
+/* The response's JSON header is written as text, not built as a tree and
+ * dumped: jansson's tree took as long as the rest of a small request's
+ * encoding. Its strings are fixed names, the model's name and the request's
+ * id; the last two go through jansson's escaping. */
+typedef struct text {
+    char *p;
+    size_t len, cap;
+    int failed;              /* out of memory: the text is incomplete */
+} text;
+
+static int reserve_text(text *t, size_t more) {
+    if (t->failed)
+        return -1;
+    if (t->len + more < t->cap)
+        return 0;
+    size_t cap = t->cap ? t->cap : 512;
+    while (cap <= t->len + more)
+        cap *= 2;
+    char *p = realloc(t->p, cap);
+    if (p == NULL) {
+        t->failed = 1;
+        return -1;
+    }
+    t->p = p;
+    t->cap = cap;
+    return 0;
+}
+
+static void put(text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(text *t, const char *fmt, ...) {
+    for (int pass = 0; pass < 2 && !t->failed; pass++) {
+        size_t room = t->cap - t->len;
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(t->p + t->len, room, fmt, ap);
+        va_end(ap);
+        if (n >= 0 && (size_t)n < room) {
+            t->len += (size_t)n;
+            return;
+        }
+        if (n < 0 || reserve_text(t, (size_t)n) != 0)
+            t->failed = 1;
+    }
+}
+
+/* "," before an element of an array, none after its opening bracket. */
+static const char *sep(const text *t) {
+    return t->failed || t->p[t->len - 1] == '[' ? "" : ",";
+}
+
+/* A JSON value, as jansson encodes it (strings escaped). */
+static void put_json(text *t, const json_t *j) {
+    size_t n = json_dumpb(j, NULL, 0, JSON_ENCODE_ANY | JSON_COMPACT);
+    if (n == 0 || reserve_text(t, n) != 0) {
+        t->failed = 1;
+        return;
+    }
+    t->len += json_dumpb(j, t->p + t->len, n, JSON_ENCODE_ANY | JSON_COMPACT);
+    t->p[t->len] = '\0';
+}
+
+static void put_string(text *t, const char *s) {
+    json_t *j = json_string(s);
+    if (j == NULL)
+        t->failed = 1;
+    else
+        put_json(t, j);
+    json_decref(j);
+}
+
+/* Output data as JSON numbers; each float as %.9g, which reads back to the
+ * same float. Non-finite values (lse of an empty row) have no JSON number: null. */
+static void put_values(text *t, const chill_output_spec *s, chill_dtype dt, int is_lse) {
     size_t n = s->bytes / (is_lse ? sizeof(float) : chill_dtype_size(dt));
-    json_t *a = json_array();
+    put(t, ",\"data\":[");
     for (size_t i = 0; i < n; i++) {
         float f;
         if (is_lse || dt == CHILL_F32)
@@ -716,38 +788,42 @@ static json_t *data_json(const chill_output_spec *s, chill_dtype dt, int is_lse)
             f = chill_half_to_float(((const uint16_t *)s->data)[i]);
         else
             f = chill_bf16_to_float(((const uint16_t *)s->data)[i]);
-        json_array_append_new(a, isfinite(f) ? json_real(f) : json_null());
+        if (isfinite(f))
+            put(t, "%s%.9g", i ? "," : "", f);
+        else
+            put(t, "%snull", i ? "," : "");
     }
-    return a;
+    put(t, "]");
 }
 
-static int encode_output(chill_infer *inf, json_t *list, chill_output_spec *s, const char *name, int is_lse,
+/* One output of the response: its description, and its bytes as a binary
+ * segment, written to its system region, or as JSON data. */
+static int encode_output(chill_infer *inf, text *t, chill_output_spec *s, const char *name, int is_lse,
                          char *err, size_t errlen) {
     if (!s->returned)
         return 200;
     chill_dtype dt = inf->req.params.dtype;
-    json_t *shape = json_array();
+    put(t, "%s{\"name\":\"%s\",\"datatype\":\"%s\",\"shape\":[", sep(t), name, is_lse ? "FP32" : chill_dtype_name(dt));
     for (int i = 0; i < s->rank; i++)
-        json_array_append_new(shape, json_integer(s->shape[i]));
-    json_t *o = json_pack("{s:s,s:s,s:o}", "name", name, "datatype", is_lse ? "FP32" : chill_dtype_name(dt),
-                          "shape", shape);
-    json_array_append_new(list, o);
+        put(t, "%s%lld", i ? "," : "", (long long)s->shape[i]);
+    put(t, "]");
     if (s->view >= 0) {
         chill_region_view *v = &inf->views[s->view];
         if (!s->direct && !v->on_device && chill_region_write(v, s->data, s->bytes, err, errlen) != 0)
             return 400;
-        json_object_set_new(o, "parameters", json_pack("{s:I}", "shared_memory_byte_size", (json_int_t)s->bytes));
+        put(t, ",\"parameters\":{\"shared_memory_byte_size\":%zu}}", s->bytes);
         return 200;
     }
     if (s->binary) {
-        json_object_set_new(o, "parameters", json_pack("{s:I}", "binary_data_size", (json_int_t)s->bytes));
+        put(t, ",\"parameters\":{\"binary_data_size\":%zu}}", s->bytes);
         inf->seg[inf->n_seg] = s->data;
         inf->seg_len[inf->n_seg++] = s->bytes;
         inf->resp_len += s->bytes;
         inf->resp_binary = 1;
         return 200;
     }
-    json_object_set_new(o, "data", data_json(s, dt, is_lse));
+    put_values(t, s, dt, is_lse);
+    put(t, "}");
     return 200;
 }
 
@@ -755,25 +831,37 @@ int chill_infer_encode(chill_infer *inf, char *err, size_t errlen) {
     for (int i = 0; i < inf->n_views; i++)
         if (inf->views[i].direct && chill_region_unchanged(&inf->views[i], err, errlen) != 0)
             return 400;
-    json_t *outputs = json_array();
-    json_t *r = json_pack("{s:s,s:s,s:o}", "model_name", inf->model->name, "model_version", "1", "outputs", outputs);
+    text t = {0};
+    reserve_text(&t, 256);
+    put(&t, "{\"model_name\":");
+    put_string(&t, inf->model->name);
+    put(&t, ",\"model_version\":\"1\"");
     json_t *id = json_object_get(inf->header, "id");
-    if (id != NULL)
-        json_object_set(r, "id", id);
+    if (id != NULL) {
+        put(&t, ",\"id\":");
+        put_json(&t, id);
+    }
+    put(&t, ",\"outputs\":[");
     inf->n_seg = 1;
     inf->resp_len = 0;
-    int st = encode_output(inf, outputs, &inf->out, "out", 0, err, errlen);
+    int st = encode_output(inf, &t, &inf->out, "out", 0, err, errlen);
     if (st == 200)
-        st = encode_output(inf, outputs, &inf->lse, "lse", 1, err, errlen);
-    if (st == 200) {
-        inf->resp_json = json_dumps(r, JSON_COMPACT);
-        inf->resp_json_len = strlen(inf->resp_json);
-        inf->seg[0] = inf->resp_json;
-        inf->seg_len[0] = inf->resp_json_len;
-        inf->resp_len += inf->resp_json_len;
+        st = encode_output(inf, &t, &inf->lse, "lse", 1, err, errlen);
+    put(&t, "]}");
+    if (st == 200 && t.failed) {
+        snprintf(err, errlen, "out of memory encoding the response");
+        st = 503;
     }
-    json_decref(r);
-    return st;
+    if (st != 200) {
+        free(t.p);
+        return st;
+    }
+    inf->resp_json = t.p;
+    inf->resp_json_len = t.len;
+    inf->seg[0] = inf->resp_json;
+    inf->seg_len[0] = inf->resp_json_len;
+    inf->resp_len += inf->resp_json_len;
+    return 200;
 }
 
 void chill_infer_free(chill_infer *inf) {

@@ -20,9 +20,11 @@ static void setup(void) {
     chill_config_defaults(&cfg);
     cfg.max_elements = 4096;
     cfg.max_tokens = 400;
-    cfg.n_presets = 1;
+    cfg.n_presets = 2;
     snprintf(cfg.presets[0].name, sizeof cfg.presets[0].name, "sw-4");
     snprintf(cfg.presets[0].spec, sizeof cfg.presets[0].spec, "sliding_window(4,0)");
+    snprintf(cfg.presets[1].name, sizeof cfg.presets[1].name, "odd \"name\\");
+    snprintf(cfg.presets[1].spec, sizeof cfg.presets[1].spec, "causal");
     ck_assert_msg(chill_models_init(&cfg, err, sizeof err) == 0, "%s", err);
 }
 
@@ -158,6 +160,47 @@ START_TEST(json_tensors_convert) {
     ck_assert_ptr_null(inf.req.params.seq_lens_q);
     ck_assert_ptr_null(inf.req.params.lse.data);
     ck_assert(inf.out.returned && !inf.out.binary && !inf.lse.returned);
+    chill_infer_free(&inf);
+}
+END_TEST
+
+/* The response header is written as text: names and the id must come back
+ * escaped, and JSON data must read back as the very floats computed. */
+START_TEST(json_response_escapes_and_round_trips) {
+    static const char *req =
+        "{\"id\":\"a \\\"quoted\\\" \\\\ id\\n\\u00e9\",\"inputs\":["
+        "{\"name\":\"q\",\"shape\":[1,1,1,16],\"datatype\":\"FP32\",\"data\":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]},"
+        "{\"name\":\"k\",\"shape\":[1,1,1,16],\"datatype\":\"FP32\",\"data\":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]},"
+        "{\"name\":\"v\",\"shape\":[1,1,1,16],\"datatype\":\"FP32\",\"data\":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]}],"
+        "\"outputs\":[{\"name\":\"out\"},{\"name\":\"lse\"}]}";
+    static const float values[16] = {0.1f, -3.4028235e38f, 1e-45f, 12345.678f, 1.0f / 3, -0.0f, 7e-39f, 1e30f};
+    chill_infer inf;
+    char err[512];
+    int st = chill_infer_decode(&inf, &cfg, chill_model_find("odd \"name\\"), req, strlen(req), -1, err, sizeof err);
+    ck_assert_msg(st == 200, "%d %s", st, err);
+    memcpy(inf.out.data, values, sizeof values);
+    ((float *)inf.lse.data)[0] = -INFINITY;
+    inf.req.status = CHILL_OK;
+    ck_assert_int_eq(chill_infer_encode(&inf, err, sizeof err), 200);
+    ck_assert(!inf.resp_binary);
+    ck_assert_int_eq(inf.n_seg, 1);
+    json_error_t je;
+    json_t *r = json_loadb(inf.resp_json, inf.resp_json_len, JSON_REJECT_DUPLICATES, &je);
+    ck_assert_msg(r != NULL, "%s in %.*s", je.text, (int)inf.resp_json_len, inf.resp_json);
+    ck_assert_str_eq(json_string_value(json_object_get(r, "id")), "a \"quoted\" \\ id\n\xc3\xa9");
+    ck_assert_str_eq(json_string_value(json_object_get(r, "model_name")), "odd \"name\\");
+    json_t *outs = json_object_get(r, "outputs");
+    ck_assert_int_eq(json_array_size(outs), 2);
+    json_t *out = json_array_get(outs, 0), *lse = json_array_get(outs, 1);
+    ck_assert_str_eq(json_string_value(json_object_get(out, "datatype")), "FP32");
+    ck_assert_int_eq(json_array_size(json_object_get(out, "shape")), 4);
+    json_t *data = json_object_get(out, "data");
+    ck_assert_int_eq(json_array_size(data), 16);
+    for (int i = 0; i < 16; i++)
+        ck_assert_msg((float)json_number_value(json_array_get(data, (size_t)i)) == values[i], "value %d", i);
+    ck_assert_str_eq(json_string_value(json_object_get(lse, "name")), "lse");
+    ck_assert(json_is_null(json_array_get(json_object_get(lse, "data"), 0)));
+    json_decref(r);
     chill_infer_free(&inf);
 }
 END_TEST
@@ -318,6 +361,7 @@ Suite *chill_test_suite(void) {
     tcase_add_test(tc, binary_request_decodes_in_place);
     tcase_add_test(tc, bthd_layout_sets_strides);
     tcase_add_test(tc, json_tensors_convert);
+    tcase_add_test(tc, json_response_escapes_and_round_trips);
     tcase_add_loop_test(tc, malformed, 0, (int)(sizeof bad / sizeof bad[0]));
     tcase_add_loop_test(tc, shapes_that_do_not_fit, 0, (int)(sizeof shapes / sizeof shapes[0]));
     tcase_add_test(tc, header_length_past_body);
