@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,44 +180,65 @@ chill_client_status chill_cli_http_call(chill_client *c, const char *method, con
     return CHILL_CLIENT_OK;
 }
 
-static json_t *chill_cli_tensor(const char *name, const int64_t *shape, int rank, const char *dtype) {
-    json_t *t = json_object(), *s = json_array();
-    json_object_set_new(t, "name", json_string(name));
+/* The infer JSON header, written as text into a fixed buffer: every string in
+ * it is a fixed name, a datatype, a mask argument's name or the client's own
+ * region name, none of which needs escaping, and building a jansson tree to
+ * dump it cost more than the rest of a shared-memory request's client side. */
+#define CHILL_CLI_HEADER_MAX 4096
+
+typedef struct chill_cli_text {
+    char *buf;               /* CHILL_CLI_HEADER_MAX bytes */
+    size_t len;              /* CHILL_CLI_HEADER_MAX or more: the header did not fit */
+} chill_cli_text;
+
+static void chill_cli_put(chill_cli_text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void chill_cli_put(chill_cli_text *t, const char *fmt, ...) {
+    if (t->len >= CHILL_CLI_HEADER_MAX)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(t->buf + t->len, CHILL_CLI_HEADER_MAX - t->len, fmt, ap);
+    va_end(ap);
+    t->len = n < 0 ? CHILL_CLI_HEADER_MAX : t->len + (size_t)n;
+}
+
+/* One tensor, after sep: its name, its shape and datatype (inputs; rank 0
+ * for outputs), and where its bytes are: in region at offset, else in the
+ * binary body (binary_data_size for an input; an output asks for binary_data). */
+static void chill_cli_tensor(chill_cli_text *t, const char *sep, const char *name, const int64_t *shape, int rank,
+                             const char *dtype, size_t bytes, const char *region, uint64_t offset, int output) {
+    chill_cli_put(t, "%s{\"name\":\"%s\"", sep, name);
     for (int i = 0; i < rank; i++)
-        json_array_append_new(s, json_integer(shape[i]));
-    json_object_set_new(t, "shape", s);
-    if (dtype)
-        json_object_set_new(t, "datatype", json_string(dtype));
-    json_object_set_new(t, "parameters", json_object());
-    return t;
+        chill_cli_put(t, "%s%lld", i ? "," : ",\"shape\":[", (long long)shape[i]);
+    if (rank > 0)
+        chill_cli_put(t, "],\"datatype\":\"%s\"", dtype);
+    if (region)
+        chill_cli_put(t, ",\"parameters\":{\"shared_memory_region\":\"%s\",\"shared_memory_offset\":%llu,"
+                      "\"shared_memory_byte_size\":%zu}}", region, (unsigned long long)offset, bytes);
+    else if (output)
+        chill_cli_put(t, ",\"parameters\":{\"binary_data\":true}}");
+    else
+        chill_cli_put(t, ",\"parameters\":{\"binary_data_size\":%zu}}", bytes);
 }
 
-/* The tensor's parameters: where its bytes are (the binary body or a region). */
-static void chill_cli_place(json_t *t, size_t bytes, const char *region, uint64_t offset, int output) {
-    json_t *p = json_object_get(t, "parameters");
-    if (region) {
-        json_object_set_new(p, "shared_memory_region", json_string(region));
-        json_object_set_new(p, "shared_memory_offset", json_integer((json_int_t)offset));
-        json_object_set_new(p, "shared_memory_byte_size", json_integer((json_int_t)bytes));
-    } else if (output) {
-        json_object_set_new(p, "binary_data", json_true());
-    } else {
-        json_object_set_new(p, "binary_data_size", json_integer((json_int_t)bytes));
+/* The request parameters: the mask's arguments when the request names a mask,
+ * sm_scale (%.9g reads back as the same float), q_offset, return_lse. */
+static void chill_cli_parameters(chill_cli_text *t, const chill_client_request *r, const chill_mask *m, int has_mask) {
+    const char *sep = "";
+    chill_cli_put(t, ",\"parameters\":{");
+    for (int i = 0; has_mask && i < chill_mask_nargs(m->type); i++, sep = ",")
+        chill_cli_put(t, "%s\"%s\":%lld", sep, chill_mask_arg_name(m->type, i), (long long)m->arg[i]);
+    if (r->sm_scale != 0) {
+        chill_cli_put(t, "%s\"sm_scale\":%.9g", sep, r->sm_scale);
+        sep = ",";
     }
-}
-
-static json_t *chill_cli_parameters(const chill_client_request *r, const chill_mask *m, int has_mask) {
-    json_t *p = json_object();
-    if (has_mask)
-        for (int i = 0; i < chill_mask_nargs(m->type); i++)
-            json_object_set_new(p, chill_mask_arg_name(m->type, i), json_integer(m->arg[i]));
-    if (r->sm_scale != 0)
-        json_object_set_new(p, "sm_scale", json_real(r->sm_scale));
-    if (r->q_offset != CHILL_Q_OFFSET_AUTO)
-        json_object_set_new(p, "q_offset", json_integer(r->q_offset));
+    if (r->q_offset != CHILL_Q_OFFSET_AUTO) {
+        chill_cli_put(t, "%s\"q_offset\":%lld", sep, (long long)r->q_offset);
+        sep = ",";
+    }
     if (r->lse)
-        json_object_set_new(p, "return_lse", json_true());
-    return p;
+        chill_cli_put(t, "%s\"return_lse\":true", sep);
+    chill_cli_put(t, "}");
 }
 
 char *chill_cli_http_infer_header(const chill_client_request *r, const chill_client_sizes *sz,
@@ -229,34 +251,29 @@ char *chill_cli_http_infer_header(const chill_client_request *r, const chill_cli
     const char *dt = chill_dtype_name(r->dtype);
     int64_t qs[4] = {r->batch, r->heads_q, r->seq_q, r->head_dim};
     int64_t ks[4] = {r->batch, r->heads_kv, r->seq_k, r->head_dim};
-    int64_t ls[3] = {r->batch, r->heads_q, r->seq_q};
-    json_t *in = json_array(), *out = json_array();
-    json_t *q = chill_cli_tensor("q", qs, 4, dt), *k = chill_cli_tensor("k", ks, 4, dt),
-           *v = chill_cli_tensor("v", ks, 4, dt), *o = chill_cli_tensor("out", NULL, 0, NULL);
-    json_object_del(o, "shape");
-    chill_cli_place(q, sz->q, shm_region, lay ? lay->q : 0, 0);
-    chill_cli_place(k, sz->k, shm_region, lay ? lay->k : 0, 0);
-    chill_cli_place(v, sz->v, shm_region, lay ? lay->v : 0, 0);
-    chill_cli_place(o, sz->out, shm_region, lay ? lay->out : 0, 1);
-    json_array_append_new(in, q);
-    json_array_append_new(in, k);
-    json_array_append_new(in, v);
-    json_array_append_new(out, o);
-    if (r->lse) {
-        json_t *l = chill_cli_tensor("lse", ls, 3, NULL);
-        json_object_del(l, "shape");
-        chill_cli_place(l, sz->lse, shm_region, lay ? lay->lse : 0, 1);
-        json_array_append_new(out, l);
-    }
-    json_t *root = json_object();
-    json_object_set_new(root, "inputs", in);
-    json_object_set_new(root, "outputs", out);
-    json_object_set_new(root, "parameters", chill_cli_parameters(r, &m, has_mask));
-    char *s = json_dumps(root, JSON_COMPACT);
-    json_decref(root);
-    if (!s)
+    chill_cli_text t = {malloc(CHILL_CLI_HEADER_MAX), 0};
+    if (!t.buf) {
         chill_client_fail(err, CHILL_CLIENT_ERR_SYSTEM, 0, "out of memory encoding the request");
-    return s;
+        return NULL;
+    }
+    chill_cli_put(&t, "{\"inputs\":[");
+    chill_cli_tensor(&t, "", "q", qs, 4, dt, sz->q, shm_region, lay ? lay->q : 0, 0);
+    chill_cli_tensor(&t, ",", "k", ks, 4, dt, sz->k, shm_region, lay ? lay->k : 0, 0);
+    chill_cli_tensor(&t, ",", "v", ks, 4, dt, sz->v, shm_region, lay ? lay->v : 0, 0);
+    chill_cli_put(&t, "],\"outputs\":[");
+    chill_cli_tensor(&t, "", "out", NULL, 0, NULL, sz->out, shm_region, lay ? lay->out : 0, 1);
+    if (r->lse)
+        chill_cli_tensor(&t, ",", "lse", NULL, 0, NULL, sz->lse, shm_region, lay ? lay->lse : 0, 1);
+    chill_cli_put(&t, "]");
+    chill_cli_parameters(&t, r, &m, has_mask);
+    chill_cli_put(&t, "}");
+    if (t.len >= CHILL_CLI_HEADER_MAX) {
+        free(t.buf);
+        chill_client_fail(err, CHILL_CLIENT_ERR_INVALID, 0, "the request's JSON header is over %d bytes",
+                          CHILL_CLI_HEADER_MAX);
+        return NULL;
+    }
+    return t.buf;
 }
 
 /* Copies the binary outputs of an infer answer into out and lse. */
