@@ -444,7 +444,8 @@ static void run_direct(device_queue *d, chill_request *r) {
         run_batch(d, &r, 1);
     pthread_mutex_lock(&s->lock);
     d->busy = 0;
-    pthread_cond_signal(&d->cond);
+    if (d->count > 0 || s->stopping) /* else the worker has nothing to wake for */
+        pthread_cond_signal(&d->cond);
     pthread_mutex_unlock(&s->lock);
     if (n > 0)
         r->done(r);
