@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "hostmem.h"
+#include "jsonhead.h"
 #include "protocol.h"
 #include "registry.h"
 
@@ -671,7 +672,7 @@ int chill_infer_decode(chill_infer *inf, const chill_config *c, chill_model *m, 
     d.bin = body + hl;
     d.bin_len = len - hl;
     json_error_t je;
-    inf->header = json_loadb(body, hl, JSON_REJECT_DUPLICATES, &je);
+    inf->header = chill_jsonhead_parse(body, hl, &je);
     if (inf->header == NULL)
         return fail(&d, 400, "request JSON, at byte %d (line %d, column %d): %s", je.position, je.line, je.column,
                     je.text);
