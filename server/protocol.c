@@ -706,159 +706,103 @@ int chill_infer_decode(chill_infer *inf, const chill_config *c, chill_model *m, 
 
 /* ---- response ------------------------------------------------------------------------ */
 
-/* The response's JSON header is written as text, not built as a tree and
- * dumped: jansson's tree took as long as the rest of a small request's
- * encoding. Its strings are fixed names, the model's name and the request's
- * id; the last two go through jansson's escaping. */
-typedef struct text {
-    char *p;
-    size_t len, cap;
-    int failed;              /* out of memory: the text is incomplete */
-} text;
-
-static int reserve_text(text *t, size_t more) {
-    if (t->failed)
-        return -1;
-    if (t->len + more < t->cap)
-        return 0;
-    size_t cap = t->cap ? t->cap : 512;
-    while (cap <= t->len + more)
-        cap *= 2;
-    char *p = realloc(t->p, cap);
-    if (p == NULL) {
-        t->failed = 1;
-        return -1;
-    }
-    t->p = p;
-    t->cap = cap;
-    return 0;
-}
-
-static void put(text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(text *t, const char *fmt, ...) {
-    for (int pass = 0; pass < 2 && !t->failed; pass++) {
-        size_t room = t->cap - t->len;
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(t->p + t->len, room, fmt, ap);
-        va_end(ap);
-        if (n >= 0 && (size_t)n < room) {
-            t->len += (size_t)n;
-            return;
-        }
-        if (n < 0 || reserve_text(t, (size_t)n) != 0)
-            t->failed = 1;
-    }
-}
-
-/* "," before an element of an array, none after its opening bracket. */
-static const char *sep(const text *t) {
-    return t->failed || t->p[t->len - 1] == '[' ? "" : ",";
-}
-
-/* A JSON value, as jansson encodes it (strings escaped). */
-static void put_json(text *t, const json_t *j) {
-    size_t n = json_dumpb(j, NULL, 0, JSON_ENCODE_ANY | JSON_COMPACT);
-    if (n == 0 || reserve_text(t, n) != 0) {
-        t->failed = 1;
-        return;
-    }
-    t->len += json_dumpb(j, t->p + t->len, n, JSON_ENCODE_ANY | JSON_COMPACT);
-    t->p[t->len] = '\0';
-}
-
-static void put_string(text *t, const char *s) {
-    json_t *j = json_string(s);
-    if (j == NULL)
-        t->failed = 1;
-    else
-        put_json(t, j);
-    json_decref(j);
-}
-
 /* Output data as JSON numbers; each float as %.9g, which reads back to the
  * same float. Non-finite values (lse of an empty row) have no JSON number: null. */
-static void put_values(text *t, const chill_output_spec *s, chill_dtype dt, int is_lse) {
+static void write_values(FILE *f, const chill_output_spec *s, chill_dtype dt, int is_lse) {
     size_t n = s->bytes / (is_lse ? sizeof(float) : chill_dtype_size(dt));
-    put(t, ",\"data\":[");
+    fputs(",\"data\":[", f);
     for (size_t i = 0; i < n; i++) {
-        float f;
+        float v;
         if (is_lse || dt == CHILL_F32)
-            f = ((const float *)s->data)[i];
+            v = ((const float *)s->data)[i];
         else if (dt == CHILL_F16)
-            f = chill_half_to_float(((const uint16_t *)s->data)[i]);
+            v = chill_half_to_float(((const uint16_t *)s->data)[i]);
         else
-            f = chill_bf16_to_float(((const uint16_t *)s->data)[i]);
-        if (isfinite(f))
-            put(t, "%s%.9g", i ? "," : "", f);
+            v = chill_bf16_to_float(((const uint16_t *)s->data)[i]);
+        if (isfinite(v))
+            fprintf(f, "%s%.9g", i ? "," : "", v);
         else
-            put(t, "%snull", i ? "," : "");
+            fprintf(f, "%snull", i ? "," : "");
     }
-    put(t, "]");
+    fputs("]", f);
 }
 
-/* One output of the response: its description, and its bytes as a binary
- * segment, written to its system region, or as JSON data. */
-static int encode_output(chill_infer *inf, text *t, chill_output_spec *s, const char *name, int is_lse,
-                         char *err, size_t errlen) {
+/* One output of the response, after sep: its description, and its bytes as
+ * a binary segment, written to its system region, or as JSON data. */
+static int encode_output(chill_infer *inf, FILE *f, const char *sep, chill_output_spec *s, const char *name,
+                         int is_lse, char *err, size_t errlen) {
     if (!s->returned)
         return 200;
     chill_dtype dt = inf->req.params.dtype;
-    put(t, "%s{\"name\":\"%s\",\"datatype\":\"%s\",\"shape\":[", sep(t), name, is_lse ? "FP32" : chill_dtype_name(dt));
+    fprintf(f, "%s{\"name\":\"%s\",\"datatype\":\"%s\",\"shape\":[", sep, name, is_lse ? "FP32" : chill_dtype_name(dt));
     for (int i = 0; i < s->rank; i++)
-        put(t, "%s%lld", i ? "," : "", (long long)s->shape[i]);
-    put(t, "]");
+        fprintf(f, "%s%lld", i ? "," : "", (long long)s->shape[i]);
+    fputs("]", f);
     if (s->view >= 0) {
         chill_region_view *v = &inf->views[s->view];
         if (!s->direct && !v->on_device && chill_region_write(v, s->data, s->bytes, err, errlen) != 0)
             return 400;
-        put(t, ",\"parameters\":{\"shared_memory_byte_size\":%zu}}", s->bytes);
+        fprintf(f, ",\"parameters\":{\"shared_memory_byte_size\":%zu}}", s->bytes);
         return 200;
     }
     if (s->binary) {
-        put(t, ",\"parameters\":{\"binary_data_size\":%zu}}", s->bytes);
+        fprintf(f, ",\"parameters\":{\"binary_data_size\":%zu}}", s->bytes);
         inf->seg[inf->n_seg] = s->data;
         inf->seg_len[inf->n_seg++] = s->bytes;
         inf->resp_len += s->bytes;
         inf->resp_binary = 1;
         return 200;
     }
-    put_values(t, s, dt, is_lse);
-    put(t, "}");
+    write_values(f, s, dt, is_lse);
+    fputs("}", f);
     return 200;
 }
+
+/* The response's JSON header is written as text into a memory stream, not
+ * built as a jansson tree and dumped: the tree took as long as the rest of a
+ * small request's encoding. Its strings are fixed names, the model's name and
+ * the request's id; those two go through jansson's escaping (json_dumpf). */
 
 int chill_infer_encode(chill_infer *inf, char *err, size_t errlen) {
     for (int i = 0; i < inf->n_views; i++)
         if (inf->views[i].direct && chill_region_unchanged(&inf->views[i], err, errlen) != 0)
             return 400;
-    text t = {0};
-    reserve_text(&t, 256);
-    put(&t, "{\"model_name\":");
-    put_string(&t, inf->model->name);
-    put(&t, ",\"model_version\":\"1\"");
+    char *json = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&json, &len);
+    if (f == NULL) {
+        snprintf(err, errlen, "out of memory encoding the response");
+        return 503;
+    }
+    json_t *name = json_string(inf->model->name);
+    fputs("{\"model_name\":", f);
+    int bad = name == NULL || json_dumpf(name, f, JSON_ENCODE_ANY) != 0;
+    json_decref(name);
+    fputs(",\"model_version\":\"1\"", f);
     json_t *id = json_object_get(inf->header, "id");
     if (id != NULL) {
-        put(&t, ",\"id\":");
-        put_json(&t, id);
+        fputs(",\"id\":", f);
+        bad |= json_dumpf(id, f, JSON_ENCODE_ANY) != 0;
     }
-    put(&t, ",\"outputs\":[");
+    fputs(",\"outputs\":[", f);
     inf->n_seg = 1;
     inf->resp_len = 0;
-    int st = encode_output(inf, &t, &inf->out, "out", 0, err, errlen);
+    int st = encode_output(inf, f, "", &inf->out, "out", 0, err, errlen);
     if (st == 200)
-        st = encode_output(inf, &t, &inf->lse, "lse", 1, err, errlen);
-    put(&t, "]}");
-    if (st == 200 && t.failed) {
+        st = encode_output(inf, f, inf->out.returned ? "," : "", &inf->lse, "lse", 1, err, errlen);
+    fputs("]}", f);
+    bad |= ferror(f) != 0;
+    bad |= fclose(f) != 0;
+    if (st == 200 && bad) {
         snprintf(err, errlen, "out of memory encoding the response");
         st = 503;
     }
     if (st != 200) {
-        free(t.p);
+        free(json);
         return st;
     }
-    inf->resp_json = t.p;
-    inf->resp_json_len = t.len;
+    inf->resp_json = json;
+    inf->resp_json_len = len;
     inf->seg[0] = inf->resp_json;
     inf->seg_len[0] = inf->resp_json_len;
     inf->resp_len += inf->resp_json_len;

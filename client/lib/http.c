@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,65 +179,49 @@ chill_client_status chill_cli_http_call(chill_client *c, const char *method, con
     return CHILL_CLIENT_OK;
 }
 
-/* The infer JSON header, written as text into a fixed buffer: every string in
- * it is a fixed name, a datatype, a mask argument's name or the client's own
- * region name, none of which needs escaping, and building a jansson tree to
- * dump it cost more than the rest of a shared-memory request's client side. */
-#define CHILL_CLI_HEADER_MAX 4096
-
-typedef struct chill_cli_text {
-    char *buf;               /* CHILL_CLI_HEADER_MAX bytes */
-    size_t len;              /* CHILL_CLI_HEADER_MAX or more: the header did not fit */
-} chill_cli_text;
-
-static void chill_cli_put(chill_cli_text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void chill_cli_put(chill_cli_text *t, const char *fmt, ...) {
-    if (t->len >= CHILL_CLI_HEADER_MAX)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(t->buf + t->len, CHILL_CLI_HEADER_MAX - t->len, fmt, ap);
-    va_end(ap);
-    t->len = n < 0 ? CHILL_CLI_HEADER_MAX : t->len + (size_t)n;
-}
+/* The infer JSON header is written as text into a memory stream: every
+ * string in it is a fixed name, a datatype, a mask argument's name or the
+ * client's own region name, none of which needs escaping, and building a
+ * jansson tree to dump it cost more than the rest of a shared-memory
+ * request's client side. */
 
 /* One tensor, after sep: its name, its shape and datatype (inputs; rank 0
  * for outputs), and where its bytes are: in region at offset, else in the
  * binary body (binary_data_size for an input; an output asks for binary_data). */
-static void chill_cli_tensor(chill_cli_text *t, const char *sep, const char *name, const int64_t *shape, int rank,
+static void chill_cli_tensor(FILE *f, const char *sep, const char *name, const int64_t *shape, int rank,
                              const char *dtype, size_t bytes, const char *region, uint64_t offset, int output) {
-    chill_cli_put(t, "%s{\"name\":\"%s\"", sep, name);
+    fprintf(f, "%s{\"name\":\"%s\"", sep, name);
     for (int i = 0; i < rank; i++)
-        chill_cli_put(t, "%s%lld", i ? "," : ",\"shape\":[", (long long)shape[i]);
+        fprintf(f, "%s%lld", i ? "," : ",\"shape\":[", (long long)shape[i]);
     if (rank > 0)
-        chill_cli_put(t, "],\"datatype\":\"%s\"", dtype);
+        fprintf(f, "],\"datatype\":\"%s\"", dtype);
     if (region)
-        chill_cli_put(t, ",\"parameters\":{\"shared_memory_region\":\"%s\",\"shared_memory_offset\":%llu,"
-                      "\"shared_memory_byte_size\":%zu}}", region, (unsigned long long)offset, bytes);
+        fprintf(f, ",\"parameters\":{\"shared_memory_region\":\"%s\",\"shared_memory_offset\":%llu,"
+                   "\"shared_memory_byte_size\":%zu}}", region, (unsigned long long)offset, bytes);
     else if (output)
-        chill_cli_put(t, ",\"parameters\":{\"binary_data\":true}}");
+        fprintf(f, ",\"parameters\":{\"binary_data\":true}}");
     else
-        chill_cli_put(t, ",\"parameters\":{\"binary_data_size\":%zu}}", bytes);
+        fprintf(f, ",\"parameters\":{\"binary_data_size\":%zu}}", bytes);
 }
 
 /* The request parameters: the mask's arguments when the request names a mask,
  * sm_scale (%.9g reads back as the same float), q_offset, return_lse. */
-static void chill_cli_parameters(chill_cli_text *t, const chill_client_request *r, const chill_mask *m, int has_mask) {
+static void chill_cli_parameters(FILE *f, const chill_client_request *r, const chill_mask *m, int has_mask) {
     const char *sep = "";
-    chill_cli_put(t, ",\"parameters\":{");
+    fprintf(f, ",\"parameters\":{");
     for (int i = 0; has_mask && i < chill_mask_nargs(m->type); i++, sep = ",")
-        chill_cli_put(t, "%s\"%s\":%lld", sep, chill_mask_arg_name(m->type, i), (long long)m->arg[i]);
+        fprintf(f, "%s\"%s\":%lld", sep, chill_mask_arg_name(m->type, i), (long long)m->arg[i]);
     if (r->sm_scale != 0) {
-        chill_cli_put(t, "%s\"sm_scale\":%.9g", sep, r->sm_scale);
+        fprintf(f, "%s\"sm_scale\":%.9g", sep, r->sm_scale);
         sep = ",";
     }
     if (r->q_offset != CHILL_Q_OFFSET_AUTO) {
-        chill_cli_put(t, "%s\"q_offset\":%lld", sep, (long long)r->q_offset);
+        fprintf(f, "%s\"q_offset\":%lld", sep, (long long)r->q_offset);
         sep = ",";
     }
     if (r->lse)
-        chill_cli_put(t, "%s\"return_lse\":true", sep);
-    chill_cli_put(t, "}");
+        fprintf(f, "%s\"return_lse\":true", sep);
+    fputs("}", f);
 }
 
 char *chill_cli_http_infer_header(const chill_client_request *r, const chill_client_sizes *sz,
@@ -251,29 +234,31 @@ char *chill_cli_http_infer_header(const chill_client_request *r, const chill_cli
     const char *dt = chill_dtype_name(r->dtype);
     int64_t qs[4] = {r->batch, r->heads_q, r->seq_q, r->head_dim};
     int64_t ks[4] = {r->batch, r->heads_kv, r->seq_k, r->head_dim};
-    chill_cli_text t = {malloc(CHILL_CLI_HEADER_MAX), 0};
-    if (!t.buf) {
+    char *header = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&header, &len);
+    if (!f) {
         chill_client_fail(err, CHILL_CLIENT_ERR_SYSTEM, 0, "out of memory encoding the request");
         return NULL;
     }
-    chill_cli_put(&t, "{\"inputs\":[");
-    chill_cli_tensor(&t, "", "q", qs, 4, dt, sz->q, shm_region, lay ? lay->q : 0, 0);
-    chill_cli_tensor(&t, ",", "k", ks, 4, dt, sz->k, shm_region, lay ? lay->k : 0, 0);
-    chill_cli_tensor(&t, ",", "v", ks, 4, dt, sz->v, shm_region, lay ? lay->v : 0, 0);
-    chill_cli_put(&t, "],\"outputs\":[");
-    chill_cli_tensor(&t, "", "out", NULL, 0, NULL, sz->out, shm_region, lay ? lay->out : 0, 1);
+    fputs("{\"inputs\":[", f);
+    chill_cli_tensor(f, "", "q", qs, 4, dt, sz->q, shm_region, lay ? lay->q : 0, 0);
+    chill_cli_tensor(f, ",", "k", ks, 4, dt, sz->k, shm_region, lay ? lay->k : 0, 0);
+    chill_cli_tensor(f, ",", "v", ks, 4, dt, sz->v, shm_region, lay ? lay->v : 0, 0);
+    fputs("],\"outputs\":[", f);
+    chill_cli_tensor(f, "", "out", NULL, 0, NULL, sz->out, shm_region, lay ? lay->out : 0, 1);
     if (r->lse)
-        chill_cli_tensor(&t, ",", "lse", NULL, 0, NULL, sz->lse, shm_region, lay ? lay->lse : 0, 1);
-    chill_cli_put(&t, "]");
-    chill_cli_parameters(&t, r, &m, has_mask);
-    chill_cli_put(&t, "}");
-    if (t.len >= CHILL_CLI_HEADER_MAX) {
-        free(t.buf);
-        chill_client_fail(err, CHILL_CLIENT_ERR_INVALID, 0, "the request's JSON header is over %d bytes",
-                          CHILL_CLI_HEADER_MAX);
+        chill_cli_tensor(f, ",", "lse", NULL, 0, NULL, sz->lse, shm_region, lay ? lay->lse : 0, 1);
+    fputs("]", f);
+    chill_cli_parameters(f, r, &m, has_mask);
+    fputs("}", f);
+    int bad = ferror(f) != 0;
+    if (fclose(f) != 0 || bad) {
+        free(header);
+        chill_client_fail(err, CHILL_CLIENT_ERR_SYSTEM, 0, "out of memory encoding the request");
         return NULL;
     }
-    return t.buf;
+    return header;
 }
 
 /* Copies the binary outputs of an infer answer into out and lse. */
