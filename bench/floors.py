@@ -6,6 +6,10 @@ anything of its own.
   bytes (q, k, v) one way and its output bytes (out) back, between two
   threads of this process with plain sockets (no HTTP): the floor under the
   binary HTTP path's overhead.
+- loopback_rps (--concurrency N): the same round trips on N connections at
+  once, one process per connection and a serving thread beside it: how many
+  such requests per second this host's loopback carries at all, the ceiling
+  over any HTTP server's requests/s at that concurrency.
 - pcie (--device cuda): cudaMemcpyAsync of the input bytes from pinned host
   memory to the GPU and of the output bytes back, then a synchronize: the
   floor under every path whose tensors are in host memory (HTTP, system
@@ -13,13 +17,14 @@ anything of its own.
   already on the device. pcie64 is the same for 64 requests' bytes in one
   copy each way, per request: what a batch of 64 pays.
 
-  floors.py --shape 1,8,256,64 --dtype FP16 [--device cpu|cuda] [--seconds 2]
-prints one JSON line: {"bytes_in", "bytes_out", "loopback_p50_us", and with cuda "pcie_p50_us",
-"pcie64_per_request_us"}.
+  floors.py --shape 1,8,256,64 --dtype FP16 [--device cpu|cuda] [--seconds 2] [--concurrency N]
+prints one JSON line: {"bytes_in", "bytes_out", "loopback_p50_us", with --concurrency
+"loopback_rps", and with cuda "pcie_p50_us", "pcie64_per_request_us"}.
 """
 import argparse
 import ctypes
 import json
+import multiprocessing
 import socket
 import sys
 import threading
@@ -45,47 +50,79 @@ def median_us(fn, seconds):
 def recv_exactly(sock, buf):
     view, got = memoryview(buf), 0
     while got < len(buf):
-        got += sock.recv_into(view[got:])
+        n = sock.recv_into(view[got:])
+        if n == 0:
+            raise ConnectionError("the peer closed the connection")
+        got += n
+
+
+class Loopback:
+    """A client socket and, on a thread, a server that answers every n_in
+    bytes with n_out bytes, over 127.0.0.1 with plain sockets."""
+
+    def __init__(self, n_in, n_out):
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(1)
+        self.cli = socket.create_connection(self.srv.getsockname())
+        self.peer, _ = self.srv.accept()
+        for s in (self.cli, self.peer):
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.inp, self.back = bytearray(n_in), bytearray(n_out)
+        self.thread = threading.Thread(target=self._serve, args=(n_in, n_out), daemon=True)
+        self.thread.start()
+
+    def _serve(self, n_in, n_out):
+        got, out = bytearray(n_in), bytearray(n_out)
+        while True:
+            try:
+                recv_exactly(self.peer, got)
+                self.peer.sendall(out)
+            except OSError:
+                return
+
+    def round_trip(self):
+        self.cli.sendall(self.inp)
+        recv_exactly(self.cli, self.back)
+
+    def close(self):
+        self.cli.shutdown(socket.SHUT_RDWR)
+        self.cli.close()
+        self.thread.join(1)
+        for s in (self.peer, self.srv):
+            s.close()
 
 
 def loopback_us(n_in, n_out, seconds):
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(1)
-    cli = socket.create_connection(srv.getsockname())
-    peer, _ = srv.accept()
-    for s in (cli, peer):
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    inp, out = bytearray(n_in), bytearray(n_out)
-    stop = threading.Event()
-
-    def server():
-        got = bytearray(n_in)
-        while True:
-            try:
-                recv_exactly(peer, got)
-            except OSError:
-                return
-            if stop.is_set():
-                return
-            peer.sendall(out)
-
-    t = threading.Thread(target=server, daemon=True)
-    t.start()
-    back = bytearray(n_out)
-
-    def round_trip():
-        cli.sendall(inp)
-        recv_exactly(cli, back)
-
-    us = median_us(round_trip, seconds)
-    stop.set()
-    cli.sendall(inp)
-    cli.close()
-    t.join(1)
-    peer.close()
-    srv.close()
+    lo = Loopback(n_in, n_out)
+    us = median_us(lo.round_trip, seconds)
+    lo.close()
     return us
+
+
+def count_round_trips(n_in, n_out, start, seconds, counts):
+    lo = Loopback(n_in, n_out)
+    start.wait()
+    n, end = 0, time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        lo.round_trip()
+        n += 1
+    lo.close()
+    counts.put(n)
+
+
+def loopback_rps(n_in, n_out, concurrency, seconds):
+    ctx = multiprocessing.get_context("fork")
+    start, counts = ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=count_round_trips, args=(n_in, n_out, start, seconds, counts))
+             for _ in range(concurrency)]
+    for p in procs:
+        p.start()
+    start.set()
+    total = sum(counts.get() for _ in procs)
+    for p in procs:
+        p.join()
+    return total / seconds
 
 
 def pcie_us(n_in, n_out, seconds):
@@ -113,11 +150,14 @@ def main():
     ap.add_argument("--dtype", default="FP16", choices=sorted(ESIZE))
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--seconds", type=float, default=2)
+    ap.add_argument("--concurrency", type=int, default=0)
     a = ap.parse_args()
     B, H, T, D = (int(x) for x in a.shape.split(","))
     n_out = B * H * T * D * ESIZE[a.dtype]
     n_in = 3 * n_out
     r = {"bytes_in": n_in, "bytes_out": n_out, "loopback_p50_us": loopback_us(n_in, n_out, a.seconds)}
+    if a.concurrency > 0:
+        r["loopback_rps"] = loopback_rps(n_in, n_out, a.concurrency, a.seconds)
     if a.device == "cuda":
         r["pcie_p50_us"] = pcie_us(n_in, n_out, a.seconds)
         r["pcie64_per_request_us"] = pcie_us(64 * n_in, 64 * n_out, a.seconds) / 64

@@ -13,7 +13,8 @@
 # BENCH_BACKEND=cpu|cuda forces it. Results go to
 # bench/results/server-<cpu|gpu>-<date>.md with machine, date and command
 # (BENCH_RESULTS_DIR elsewhere). BENCH_SECONDS, BENCH_CONCURRENCY ("1 16 64")
-# shorten a trial run; BENCH_SKIP_COLOCATED=1 leaves out bench/colocated.sh.
+# shorten a trial run; BENCH_HTTP_THREADS (8) sets chilld's listen.threads;
+# BENCH_SKIP_COLOCATED=1 leaves out bench/colocated.sh.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,6 +26,7 @@ mask=${BENCH_MASK:-causal}
 seconds=${BENCH_SECONDS:-5}
 backend=${BENCH_BACKEND:-auto}
 concurrencies=(${BENCH_CONCURRENCY:-1 16 64})
+http_threads=${BENCH_HTTP_THREADS:-8}
 chilld="$BUILD/bin/chilld"
 [ -x "$chilld" ] || { echo "bench-server: $chilld is missing; run make first" >&2; exit 1; }
 
@@ -63,7 +65,7 @@ port=$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); 
 
 start_chilld() { # $1: batching true|false
   cat > "$tmp/chilld.json" <<EOF
-{"listen": {"address": "127.0.0.1", "port": $port, "threads": 8},
+{"listen": {"address": "127.0.0.1", "port": $port, "threads": $http_threads},
  "devices": {"backend": "$backend"},
  "batching": {"enabled": $1, "max_queue_delay_us": 200, "max_queue_requests": 4096},
  "log": {"level": "warn"}}
@@ -117,9 +119,12 @@ bare=$("$python" bench/bare_call.py --lib "$BUILD/lib/libchill.so" --shape "$sha
 echo "bare libchill call: $bare"
 bare_p50=$(field "$bare" p50_us)
 overhead() { "$python" -c "print('%.1f' % ($1 - $bare_p50))"; }
-floors=$(cd bench && "$python" floors.py --shape "$shape" --dtype "$dtype" --device "$device" --seconds 2)
+cmax=${concurrencies[-1]}
+floors=$(cd bench && "$python" floors.py --shape "$shape" --dtype "$dtype" --device "$device" --seconds 2 \
+         --concurrency "$cmax")
 echo "floors: $floors"
 loopback=$(field "$floors" loopback_p50_us)
+loopback_rps=$(field "$floors" loopback_rps)
 
 date_utc=$(date -u +%Y-%m-%d)
 out="${BENCH_RESULTS_DIR:-bench/results}/server-$label-$date_utc.md"
@@ -132,7 +137,7 @@ machine="$(uname -m), $(nproc) cores, $(awk -F: '/model name/ {sub(/^ /, "", $2)
   echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
   echo "- command: \`make bench-server BUILD=$BUILD\` (bench/server.sh; BENCH_SECONDS=$seconds)"
   echo "- request: $mask, shape [B,H,T,D] = [$shape], $dtype, binary tensors over HTTP/1.1 keep-alive"
-  echo "- load generator: $driver; chilld backend: $device (config backend \"$backend\")"
+  echo "- load generator: $driver; chilld backend: $device (config backend \"$backend\"), $http_threads HTTP threads"
   echo
   echo "| batching | concurrency | requests/s | p50 µs | p99 µs |"
   echo "|---|---|---|---|---|"
@@ -144,6 +149,9 @@ machine="$(uname -m), $(nproc) cores, $(awk -F: '/model name/ {sub(/^ /, "", $2)
   echo
   echo "Floors under that overhead, same run (bench/floors.py): a TCP round trip over 127.0.0.1 carrying the"
   echo "request's input bytes one way and its output bytes back (plain sockets, no HTTP) takes $loopback µs."
+  echo "On $cmax such connections at once (a process each, Python's own work included) the loopback carries"
+  echo "$loopback_rps round trips a second: about the most requests/s any server on this host answers over TCP"
+  echo "at concurrency $cmax, batching or not."
   if [ "$device" = cuda ]; then
     pcie=$(field "$floors" pcie_p50_us)
     pcie64=$(field "$floors" pcie64_per_request_us)
@@ -151,7 +159,6 @@ machine="$(uname -m), $(nproc) cores, $(awk -F: '/model name/ {sub(/^ /, "", $2)
     echo "a time through host memory cannot pass $("$python" -c "print('%.0f' % (1e6 / $pcie))") requests/s; copying 64 requests' bytes at once"
     echo "takes $pcie64 µs per request, a bound of $("$python" -c "print('%.0f' % (1e6 / $pcie64))") requests/s with batches of 64."
   fi
-  cmax=${concurrencies[-1]}
   echo
   echo "Targets (they apply to the GPU backend): batching on at concurrency $cmax gives" \
        "$("$python" -c "print('%.2f' % (${rps_at[true,$cmax]} / ${rps_at[false,$cmax]}))")× the requests/s" \
