@@ -144,8 +144,10 @@ machine="$(uname -m), $(nproc) cores, $(awk -F: '/model name/ {sub(/^ /, "", $2)
   printf '%s\n' "${rows[@]}"
   echo
   echo "Bare libchill call on the same inputs (bench/bare_call.py, ctypes, device $device): p50 $bare_p50 µs."
-  echo "Per-request overhead at concurrency 1 (server p50 − bare p50): batching off $(overhead "${p50_at_1[false]}") µs,"
-  echo "batching on $(overhead "${p50_at_1[true]}") µs."
+  if [ -n "${p50_at_1[false]:-}" ]; then
+    echo "Per-request overhead at concurrency 1 (server p50 − bare p50): batching off $(overhead "${p50_at_1[false]}") µs,"
+    echo "batching on $(overhead "${p50_at_1[true]}") µs."
+  fi
   echo
   echo "Floors under that overhead, same run (bench/floors.py): a TCP round trip over 127.0.0.1 carrying the"
   echo "request's input bytes one way and its output bytes back (plain sockets, no HTTP) takes $loopback µs."
@@ -162,8 +164,8 @@ machine="$(uname -m), $(nproc) cores, $(awk -F: '/model name/ {sub(/^ /, "", $2)
   echo
   echo "Targets (they apply to the GPU backend): batching on at concurrency $cmax gives" \
        "$("$python" -c "print('%.2f' % (${rps_at[true,$cmax]} / ${rps_at[false,$cmax]}))")× the requests/s" \
-       "of batching off (target ≥ 5×); overhead at concurrency 1 with batching off" \
-       "$(overhead "${p50_at_1[false]}") µs (target < 150 µs)."
+       "of batching off (target ≥ 5×)$([ -z "${p50_at_1[false]:-}" ] || echo "; overhead at concurrency 1 with" \
+       "batching off $(overhead "${p50_at_1[false]}") µs (target < 150 µs)")."
 } > "$out"
 echo "bench-server: wrote $out"
 cat "$out"
