@@ -39,8 +39,12 @@ START_TEST(bf16_rounds_to_nearest_even) {
 }
 END_TEST
 
+/* The loop counts disagreements and asserts once: a check per float would
+ * cost Check a pipe write each, seconds under the sanitizers. */
 START_TEST(halves_agree_with_the_compiler) {
     uint64_t s = 0x9e3779b97f4a7c15ull;
+    int bad = 0;
+    float first = 0;
     for (int i = 0; i < 1000000; i++) {
         s = s * 6364136223846793005ull + 1442695040888963407ull;
         uint32_t bits = (uint32_t)(s >> 32);
@@ -50,10 +54,14 @@ START_TEST(halves_agree_with_the_compiler) {
         _Float16 ref = (_Float16)f;
         uint16_t want;
         memcpy(&want, &ref, sizeof want);
-        ck_assert_msg(chill_float_to_half(f) == want, "%a: %04x, the compiler says %04x", (double)f,
-                      chill_float_to_half(f), want);
-        ck_assert(chill_half_to_float(want) == (float)ref);
+        if ((chill_float_to_half(f) != want || chill_half_to_float(want) != (float)ref) && bad++ == 0)
+            first = f;
     }
+    _Float16 ref = (_Float16)first;
+    uint16_t want;
+    memcpy(&want, &ref, sizeof want);
+    ck_assert_msg(bad == 0, "%d of 1000000 floats disagree, the first %a: %04x, the compiler says %04x", bad,
+                  (double)first, chill_float_to_half(first), want);
 }
 END_TEST
 

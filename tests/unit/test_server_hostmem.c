@@ -20,8 +20,10 @@ START_TEST(aligned_cleared_any_size) {
         chill_hostmem_free(p);
         unsigned char *z = chill_hostmem_calloc(sizes[i]);
         ck_assert_ptr_nonnull(z);
-        for (size_t j = 0; j < sizes[i]; j++)
-            ck_assert_msg(z[j] == 0, "byte %zu of a %zu-byte calloc is %d", j, sizes[i], z[j]);
+        size_t j = 0;
+        while (j < sizes[i] && z[j] == 0)
+            j++;
+        ck_assert_msg(j == sizes[i], "byte %zu of a %zu-byte calloc is %d", j, sizes[i], j < sizes[i] ? z[j] : 0);
         chill_hostmem_free(z);
     }
     chill_hostmem_free(NULL);
