@@ -29,7 +29,8 @@ typedef struct field {
 static const field listen_fields[] = {
     FIELD("address", F_STR, address, 0, 0, "IPv4 address to listen on (127.0.0.1: this host only)"),
     FIELD("port", F_INT, port, 1, 65535, "TCP port of the HTTP server"),
-    FIELD("threads", F_INT, http_threads, 1, 256, "HTTP threads (libmicrohttpd thread pool, poll)"),
+    FIELD("threads", F_INT, http_threads, 0, 256,
+          "HTTP threads (libmicrohttpd thread pool, poll); 0: one per two cores, 4 to 16"),
     {0},
 };
 
@@ -320,7 +321,7 @@ void chill_config_defaults(chill_config *c) {
     memset(c, 0, sizeof *c);
     snprintf(c->address, sizeof c->address, "127.0.0.1");
     c->port = 8000;
-    c->http_threads = 4;
+    c->http_threads = 0;
     c->backend = CHILL_BACKEND_AUTO;
     c->gpu_pool_bytes = (uint64_t)1 << 30;
     c->pinned_host_bytes = (uint64_t)1 << 30;
@@ -385,6 +386,12 @@ int chill_config_load(chill_config *c, const char *path, char *err, size_t errle
         fail(err, errlen, "%s: %s", path, inner);
     json_decref(root);
     return rc;
+}
+
+int chill_config_http_threads(const chill_config *c, long cores) {
+    if (c->http_threads > 0)
+        return c->http_threads;
+    return cores < 8 ? 4 : cores > 32 ? 16 : (int)(cores / 2);
 }
 
 const char *chill_config_usage(void) {

@@ -84,4 +84,8 @@ void chill_config_explain(const chill_config *c, FILE *out);
 
 const char *chill_config_usage(void);
 
+/* The HTTP thread pool's size on a host of this many online cores:
+ * listen.threads, or for 0 one thread per two cores, 4 to 16. */
+int chill_config_http_threads(const chill_config *c, long cores);
+
 #endif

@@ -341,9 +341,10 @@ chill_http *chill_http_start(const chill_config *c, chill_scheduler *s, char *er
     h->ctx.s = s;
     pthread_mutex_init(&h->lock, NULL);
     pthread_cond_init(&h->idle, NULL);
+    int threads = chill_config_http_threads(c, sysconf(_SC_NPROCESSORS_ONLN));
     h->daemon = MHD_start_daemon(MHD_USE_POLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC, 0, NULL,
                                  NULL, handle, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-                                 MHD_OPTION_THREAD_POOL_SIZE, (unsigned)c->http_threads,
+                                 MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads,
                                  MHD_OPTION_NOTIFY_COMPLETED, completed, h, MHD_OPTION_CONNECTION_TIMEOUT,
                                  (unsigned)120, MHD_OPTION_END);
     if (h->daemon == NULL) {
@@ -354,7 +355,7 @@ chill_http *chill_http_start(const chill_config *c, chill_scheduler *s, char *er
         return NULL;
     }
     h->listen_fd = MHD_INVALID_SOCKET;
-    chill_log(CHILL_LOG_INFO, "listening", "addr=%s port=%d threads=%d", c->address, c->port, c->http_threads);
+    chill_log(CHILL_LOG_INFO, "listening", "addr=%s port=%d threads=%d", c->address, c->port, threads);
     return h;
 }
 

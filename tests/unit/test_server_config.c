@@ -21,6 +21,21 @@ START_TEST(defaults) {
 }
 END_TEST
 
+START_TEST(http_threads_follow_the_cores_unless_set) {
+    chill_config c;
+    chill_config_defaults(&c);
+    ck_assert_int_eq(c.http_threads, 0);
+    ck_assert_int_eq(chill_config_http_threads(&c, 1), 4);
+    ck_assert_int_eq(chill_config_http_threads(&c, 2), 4);
+    ck_assert_int_eq(chill_config_http_threads(&c, 16), 8);
+    ck_assert_int_eq(chill_config_http_threads(&c, 22), 11);
+    ck_assert_int_eq(chill_config_http_threads(&c, 128), 16);
+    ck_assert_int_eq(chill_config_http_threads(&c, -1), 4); /* sysconf failed */
+    c.http_threads = 3;
+    ck_assert_int_eq(chill_config_http_threads(&c, 128), 3);
+}
+END_TEST
+
 START_TEST(full_file) {
     static const char *json =
         "{\"listen\": {\"address\": \"127.0.0.2\", \"port\": 9001, \"threads\": 2},"
@@ -170,6 +185,7 @@ Suite *chill_test_suite(void) {
     Suite *s = suite_create("server_config");
     TCase *tc = tcase_create("config");
     tcase_add_test(tc, defaults);
+    tcase_add_test(tc, http_threads_follow_the_cores_unless_set);
     tcase_add_test(tc, full_file);
     tcase_add_loop_test(tc, bad_file, 0, (int)(sizeof bad_files / sizeof bad_files[0]));
     tcase_add_test(tc, missing_file);
