@@ -17,11 +17,19 @@
 static chill_model *models;
 static int n_models;
 
+static void set_name(chill_model *m, const char *name) {
+    snprintf(m->name, sizeof m->name, "%s", name);
+    json_t *s = json_string(m->name);
+    size_t n = s != NULL ? json_dumpb(s, m->name_json, sizeof m->name_json - 1, JSON_ENCODE_ANY) : 0;
+    m->name_json[n < sizeof m->name_json ? n : 0] = '\0';
+    json_decref(s);
+}
+
 int chill_models_init(const chill_config *c, char *err, size_t errlen) {
     n_models = chill_mask_count() + c->n_presets;
     models = calloc((size_t)n_models, sizeof *models);
     for (int t = 0; t < chill_mask_count(); t++) {
-        snprintf(models[t].name, sizeof models[t].name, "%s", chill_mask_name(t));
+        set_name(&models[t], chill_mask_name(t));
         models[t].mask_type = t;
         models[t].mask.type = t;
     }
@@ -33,7 +41,7 @@ int chill_models_init(const chill_config *c, char *err, size_t errlen) {
             chill_models_free();
             return -1;
         }
-        snprintf(m->name, sizeof m->name, "%s", c->presets[i].name);
+        set_name(m, c->presets[i].name);
         m->mask_type = m->mask.type;
         m->preset = 1;
         chill_mask_format(&m->mask, m->spec, sizeof m->spec);

@@ -22,6 +22,7 @@ typedef struct chill_model_stats {
 
 typedef struct chill_model {
     char name[64];
+    char name_json[6 * 64 + 3]; /* name as a JSON string, escaped once for every response (\u00XX at worst) */
     int mask_type;        /* CHILL_MASK_<name> */
     int preset;           /* arguments fixed in `mask` */
     chill_mask mask;      /* the preset's mask; for a mask type, its type only */

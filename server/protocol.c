@@ -760,9 +760,8 @@ static int encode_output(chill_infer *inf, FILE *f, const char *sep, chill_outpu
 
 /* The response's JSON header is written as text into a memory stream, not
  * built as a jansson tree and dumped: the tree took as long as the rest of a
- * small request's encoding. Its strings are fixed names, the model's name and
- * the request's id; those two go through jansson's escaping (json_dumpf). */
-
+ * small request's encoding. Its strings are fixed names, the model's name
+ * (escaped by jansson once, in models.c) and the request's id (json_dumpf). */
 int chill_infer_encode(chill_infer *inf, char *err, size_t errlen) {
     for (int i = 0; i < inf->n_views; i++)
         if (inf->views[i].direct && chill_region_unchanged(&inf->views[i], err, errlen) != 0)
@@ -774,15 +773,12 @@ int chill_infer_encode(chill_infer *inf, char *err, size_t errlen) {
         snprintf(err, errlen, "out of memory encoding the response");
         return 503;
     }
-    json_t *name = json_string(inf->model->name);
-    fputs("{\"model_name\":", f);
-    int bad = name == NULL || json_dumpf(name, f, JSON_ENCODE_ANY) != 0;
-    json_decref(name);
-    fputs(",\"model_version\":\"1\"", f);
+    fprintf(f, "{\"model_name\":%s,\"model_version\":\"1\"", inf->model->name_json);
+    int bad = 0;
     json_t *id = json_object_get(inf->header, "id");
     if (id != NULL) {
         fputs(",\"id\":", f);
-        bad |= json_dumpf(id, f, JSON_ENCODE_ANY) != 0;
+        bad = json_dumpf(id, f, JSON_ENCODE_ANY) != 0;
     }
     fputs(",\"outputs\":[", f);
     inf->n_seg = 1;
