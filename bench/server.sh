@@ -13,7 +13,8 @@
 # BENCH_BACKEND=cpu|cuda forces it. Results go to
 # bench/results/server-<cpu|gpu>-<date>.md with machine, date and command
 # (BENCH_RESULTS_DIR elsewhere). BENCH_SECONDS, BENCH_CONCURRENCY ("1 16 64")
-# shorten a trial run; BENCH_HTTP_THREADS (8) sets chilld's listen.threads;
+# shorten a trial run; BENCH_HTTP_THREADS (8) sets chilld's listen.threads and
+# BENCH_CONNECTION_MEMORY its listen.connection_memory_bytes (default: chilld's);
 # BENCH_SKIP_COLOCATED=1 leaves out bench/colocated.sh.
 set -euo pipefail
 
@@ -27,6 +28,7 @@ seconds=${BENCH_SECONDS:-5}
 backend=${BENCH_BACKEND:-auto}
 concurrencies=(${BENCH_CONCURRENCY:-1 16 64})
 http_threads=${BENCH_HTTP_THREADS:-8}
+conn_memory=${BENCH_CONNECTION_MEMORY:+, \"connection_memory_bytes\": $BENCH_CONNECTION_MEMORY}
 chilld="$BUILD/bin/chilld"
 [ -x "$chilld" ] || { echo "bench-server: $chilld is missing; run make first" >&2; exit 1; }
 
@@ -65,7 +67,7 @@ port=$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); 
 
 start_chilld() { # $1: batching true|false
   cat > "$tmp/chilld.json" <<EOF
-{"listen": {"address": "127.0.0.1", "port": $port, "threads": $http_threads},
+{"listen": {"address": "127.0.0.1", "port": $port, "threads": $http_threads$conn_memory},
  "devices": {"backend": "$backend"},
  "batching": {"enabled": $1, "max_queue_delay_us": 200, "max_queue_requests": 4096},
  "log": {"level": "warn"}}
@@ -137,7 +139,7 @@ machine="$(uname -m), $(nproc) cores, $(awk -F: '/model name/ {sub(/^ /, "", $2)
   echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
   echo "- command: \`make bench-server BUILD=$BUILD\` (bench/server.sh; BENCH_SECONDS=$seconds)"
   echo "- request: $mask, shape [B,H,T,D] = [$shape], $dtype, binary tensors over HTTP/1.1 keep-alive"
-  echo "- load generator: $driver; chilld backend: $device (config backend \"$backend\"), $http_threads HTTP threads"
+  echo "- load generator: $driver; chilld backend: $device (config backend \"$backend\"), $http_threads HTTP threads, connection memory ${BENCH_CONNECTION_MEMORY:-the default}"
   echo
   echo "| batching | concurrency | requests/s | p50 µs | p99 µs |"
   echo "|---|---|---|---|---|"

@@ -31,6 +31,9 @@ static const field listen_fields[] = {
     FIELD("port", F_INT, port, 1, 65535, "TCP port of the HTTP server"),
     FIELD("threads", F_INT, http_threads, 0, 256,
           "HTTP threads (libmicrohttpd thread pool, poll); 0: one per two cores, 4 to 16"),
+    FIELD("connection_memory_bytes", F_U64, connection_memory_bytes, 16384, 64 << 20,
+          "memory per HTTP connection (libmicrohttpd's pool); half of it is the read buffer, so a request body "
+          "arrives in reads of up to that size"),
     {0},
 };
 
@@ -322,6 +325,7 @@ void chill_config_defaults(chill_config *c) {
     snprintf(c->address, sizeof c->address, "127.0.0.1");
     c->port = 8000;
     c->http_threads = 0;
+    c->connection_memory_bytes = 256 << 10;
     c->backend = CHILL_BACKEND_AUTO;
     c->gpu_pool_bytes = (uint64_t)1 << 30;
     c->pinned_host_bytes = (uint64_t)1 << 30;

@@ -33,6 +33,7 @@ typedef struct chill_config {
     char address[64];
     int port;
     int http_threads;
+    uint64_t connection_memory_bytes; /* libmicrohttpd's pool per connection; half is the read buffer */
     /* devices */
     chill_backend_kind backend;
     int gpus[CHILL_CONFIG_MAX_GPUS];

@@ -346,7 +346,8 @@ chill_http *chill_http_start(const chill_config *c, chill_scheduler *s, char *er
                                  NULL, handle, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
                                  MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads,
                                  MHD_OPTION_NOTIFY_COMPLETED, completed, h, MHD_OPTION_CONNECTION_TIMEOUT,
-                                 (unsigned)120, MHD_OPTION_END);
+                                 (unsigned)120, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)c->connection_memory_bytes,
+                                 MHD_OPTION_END);
     if (h->daemon == NULL) {
         snprintf(err, errlen, "cannot listen on %s:%d (in use, or not an address of this host)", c->address, c->port);
         pthread_mutex_destroy(&h->lock);

@@ -38,7 +38,8 @@ END_TEST
 
 START_TEST(full_file) {
     static const char *json =
-        "{\"listen\": {\"address\": \"127.0.0.2\", \"port\": 9001, \"threads\": 2},"
+        "{\"listen\": {\"address\": \"127.0.0.2\", \"port\": 9001, \"threads\": 2,"
+        "             \"connection_memory_bytes\": 65536},"
         " \"devices\": {\"backend\": \"cpu\", \"gpus\": [1, 0], \"cpu_threads\": 3, \"gpu_pool_bytes\": 2097152},"
         " \"batching\": {\"enabled\": false, \"max_queue_delay_us\": 50, \"max_batch_tokens\": 1000,"
         "              \"max_batch_requests\": 7, \"max_queue_requests\": 9},"
@@ -52,6 +53,7 @@ START_TEST(full_file) {
     ck_assert_str_eq(c.address, "127.0.0.2");
     ck_assert_int_eq(c.port, 9001);
     ck_assert_int_eq(c.http_threads, 2);
+    ck_assert_int_eq(c.connection_memory_bytes, 65536);
     ck_assert_int_eq(c.backend, CHILL_BACKEND_CPU);
     ck_assert_int_eq(c.n_gpus, 2);
     ck_assert_int_eq(c.gpus[0], 1);
@@ -93,6 +95,8 @@ static const struct {
     {"{\"listen\": {\"prot\": 1}}", "listen.prot: unknown key; accepted: address, port, threads"},
     {"{\"listen\": {\"port\": 0}}", "listen.port: expected an integer in [1, 65535]"},
     {"{\"listen\": {\"port\": \"80\"}}", "listen.port"},
+    {"{\"listen\": {\"connection_memory_bytes\": 4096}}",
+     "listen.connection_memory_bytes: expected an integer in [16384, 67108864]"},
     {"{\"listen\": {\"port\": 1, \"port\": 2}}", "duplicate"},
     {"{\"listen\": 3}", "listen: expected an object"},
     {"{\"listen\": {\"address\": 12}}", "listen.address: expected a string"},
