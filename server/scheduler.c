@@ -558,8 +558,12 @@ chill_scheduler *chill_scheduler_create(const chill_config *c, chill_backend *b)
         chill_metric_set(chill_m.device_memory, (double)b->memory_used(b, i), d->name);
         set_queued_gauge(d);
         pthread_create(&d->thread, NULL, worker, d);
+        char name[16];
+        snprintf(name, sizeof name, "chill-dev%hu", (unsigned short)i);
+        pthread_setname_np(d->thread, name); /* top -H, perf and gdb tell the threads apart */
     }
     pthread_create(&s->reaper, NULL, reaper, s);
+    pthread_setname_np(s->reaper, "chill-reaper");
     return s;
 }
 

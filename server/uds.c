@@ -576,6 +576,7 @@ int chill_uds_start(const chill_uds_config *u, const chill_config *c, struct chi
         snprintf(err, errlen, "unix socket: cannot start its thread");
         return -1;
     }
+    pthread_setname_np(chill_uds.thread, "chill-uds");
     chill_uds.running = 1;
     chill_log(CHILL_LOG_INFO, "uds_listening", "path=%s mode=%s allow_uids=%d allow_gids=%d", u->path, u->mode,
               u->n_allow_uid, u->n_allow_gid);

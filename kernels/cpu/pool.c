@@ -89,6 +89,7 @@ static void start_workers(void) {
     for (int i = 1; i < pool.wanted; i++) {
         if (pthread_create(&pool.workers[pool.started], NULL, worker_main, (void *)(intptr_t)i) != 0)
             break;
+        pthread_setname_np(pool.workers[pool.started], "chill-cpu");
         pool.started++;
     }
     pthread_mutex_unlock(&pool.lock);
