@@ -122,7 +122,7 @@ echo "bare libchill call: $bare"
 bare_p50=$(field "$bare" p50_us)
 overhead() { "$python" -c "print('%.1f' % ($1 - $bare_p50))"; }
 cmax=${concurrencies[-1]}
-floors=$(cd bench && "$python" floors.py --shape "$shape" --dtype "$dtype" --device "$device" --seconds 2 \
+floors=$("$python" bench/floors.py --shape "$shape" --dtype "$dtype" --device "$device" --seconds 2 \
          --concurrency "$cmax")
 echo "floors: $floors"
 loopback=$(field "$floors" loopback_p50_us)

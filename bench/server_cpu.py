@@ -1,0 +1,182 @@
+"""Where the host's CPU goes while chilld serves binary HTTP load.
+
+bench/server.sh says how fast; this says what stops it. For every chilld
+configuration asked for (batching on/off, listen.connection_memory_bytes) it
+starts a chilld, drives it with each load generator at each concurrency, and
+prints one JSON line per run:
+
+  rps, p50_us, p99_us          the load generator's own figures
+  host_busy_cores              non-idle CPU over the run, in cores (/proc/stat)
+  chilld_cpu_us                chilld's CPU time per request, by thread name
+                               (MHD-worker: the HTTP threads, which also run lone
+                               requests; chill-devN: device N's worker; chill-cpu:
+                               the CPU kernel's pool; chilld: main; CUDA's own
+                               threads keep their names)
+  busiest_threads              the three busiest threads, as a fraction of the run
+                               (1.0: a thread that never rested)
+  mean_batch                   requests per launch (chill_batch_requests)
+  compute_input, queue,        means in µs from the statistics extension
+  compute_infer, compute_output
+
+Usage (from the repository root; BUILD as for bench/server.sh):
+  python3 bench/server_cpu.py [--batching off,on] [--connection-memory 32768,262144]
+                              [--drivers perf_analyzer,chillctl,python] [--concurrency 1,64]
+                              [--rounds 2] [--seconds 3]
+"""
+import argparse
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import server_load
+
+CLK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def host_cpu():
+    """(busy, total) jiffies of the whole host."""
+    v = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    return sum(v) - v[3] - v[4], sum(v)
+
+
+def thread_cpu(pid):
+    """{tid: (name, CPU seconds)} for every thread of pid."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            stat = open(f"/proc/{pid}/task/{tid}/stat").read()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        f = stat.rsplit(")", 1)[1].split()
+        out[tid] = (name, (int(f[11]) + int(f[12])) / CLK)
+    return out
+
+
+def get(port, path):
+    return urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10).read()
+
+
+def launches(port):
+    """(requests, launches) so far, from the batch-size histogram."""
+    text = get(port, "/metrics").decode()
+    total = lambda part: sum(float(x) for x in re.findall(rf"^chill_batch_requests_{part}{{[^}}]*}} (\S+)", text, re.M))
+    return total("sum"), total("count")
+
+
+def stats(port, model):
+    d = json.loads(get(port, f"/v2/models/{model}/stats"))["model_stats"][0]["inference_stats"]
+    return {k: (v["count"], v["ns"]) for k, v in d.items()}
+
+
+class Chilld:
+    def __init__(self, build, batching, memory, threads, delay_us):
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="chilld-cpu-")
+        listen = {"address": "127.0.0.1", "port": self.port, "threads": threads}
+        if memory:
+            listen["connection_memory_bytes"] = memory
+        cfg = os.path.join(self.dir, "chilld.json")
+        with open(cfg, "w") as f:
+            json.dump({"listen": listen, "devices": {"backend": "auto"},
+                       "batching": {"enabled": batching, "max_queue_delay_us": delay_us, "max_queue_requests": 4096},
+                       "log": {"level": "warn"}}, f)
+        self.log = os.path.join(self.dir, "chilld.log")
+        self.proc = subprocess.Popen([os.path.join(build, "bin", "chilld"), "--config", cfg],
+                                     stderr=open(self.log, "w"))
+        for _ in range(300):
+            try:
+                get(self.port, "/v2/health/ready")
+                return
+            except OSError:
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.1)
+        self.stop()
+        raise SystemExit("server_cpu: chilld did not start:\n" + open(self.log).read())
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def drive(a, driver, port, c):
+    if driver == "chillctl":
+        r = subprocess.run([os.path.join(a.build, "bin", "chillctl"), "bench", "--url", f"http://127.0.0.1:{port}",
+                            "--transport", "http", "--random", a.shape, "--mask", a.model, "--dtype", a.dtype.lower(),
+                            "--concurrency", str(c), "--duration", str(a.seconds), "--json"],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(r.stderr[-2000:])
+        return json.loads(r.stdout.strip().splitlines()[-1])
+    shape = [int(x) for x in a.shape.split(",")]
+    if driver == "perf_analyzer":
+        return server_load.perf_analyzer(f"127.0.0.1:{port}", a.model, shape, a.dtype, c, a.seconds)
+    return server_load.python_load(f"127.0.0.1:{port}", a.model, shape, a.dtype, c, a.seconds)
+
+
+def measure(a, server, driver, c):
+    pid, port = server.proc.pid, server.port
+    s0, h0, t0, b0, w0 = stats(port, a.model), host_cpu(), thread_cpu(pid), launches(port), time.monotonic()
+    r = drive(a, driver, port, c)
+    s1, h1, t1, b1, w1 = stats(port, a.model), host_cpu(), thread_cpu(pid), launches(port), time.monotonic()
+    n = max(1, s1["success"][0] - s0["success"][0])
+    used = {tid: cpu - t0.get(tid, (name, 0.0))[1] for tid, (name, cpu) in t1.items()}
+    by_name = {}
+    for tid, (name, _) in t1.items():
+        by_name[name] = by_name.get(name, 0.0) + used[tid]
+    busiest = sorted(used.items(), key=lambda kv: -kv[1])[:3]
+    mean = lambda k: round((s1[k][1] - s0[k][1]) / max(1, s1[k][0] - s0[k][0]) / 1e3, 1)
+    return {"driver": driver, "concurrency": c, "rps": round(r["rps"], 1), "p50_us": round(r["p50_us"], 1),
+            "p99_us": round(r["p99_us"], 1), "requests": n,
+            "host_busy_cores": round((h1[0] - h0[0]) / max(1, h1[1] - h0[1]) * os.cpu_count(), 2),
+            "chilld_cpu_us": {k: round(v * 1e6 / n, 1) for k, v in sorted(by_name.items()) if v > 0},
+            "busiest_threads": [[t1[tid][0], round(v / (w1 - w0), 2)] for tid, v in busiest],
+            "mean_batch": round((b1[0] - b0[0]) / max(1, b1[1] - b0[1]), 2),
+            **{k: mean(k) for k in ("compute_input", "queue", "compute_infer", "compute_output")}}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--build", default=os.environ.get("BUILD", "build"))
+    ap.add_argument("--model", default="causal")
+    ap.add_argument("--shape", default="1,8,256,64")
+    ap.add_argument("--dtype", default="FP16", choices=sorted(server_load.NP))
+    ap.add_argument("--batching", default="off,on", help="off, on or both")
+    ap.add_argument("--connection-memory", default="0", help="bytes per connection, comma-separated; 0: chilld's default")
+    ap.add_argument("--drivers", default="perf_analyzer,chillctl")
+    ap.add_argument("--concurrency", default="1,64")
+    ap.add_argument("--threads", type=int, default=8, help="listen.threads")
+    ap.add_argument("--max-queue-delay-us", type=int, default=200)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--seconds", type=float, default=3)
+    a = ap.parse_args()
+    for rnd in range(a.rounds):
+        for memory in (int(x) for x in a.connection_memory.split(",")):
+            for batching in a.batching.split(","):
+                server = Chilld(a.build, batching == "on", memory, a.threads, a.max_queue_delay_us)
+                try:
+                    for c in (int(x) for x in a.concurrency.split(",")):
+                        for driver in a.drivers.split(","):
+                            row = measure(a, server, driver, c)
+                            print(json.dumps({"round": rnd, "batching": batching,
+                                              "connection_memory": memory or "default", **row}), flush=True)
+                finally:
+                    server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
