@@ -1,7 +1,8 @@
 """Where the host's CPU goes while chilld serves binary HTTP load.
 
 bench/server.sh says how fast; this says what stops it. For every chilld
-configuration asked for (batching on/off, listen.connection_memory_bytes) it
+configuration asked for (batching on/off, listen.connection_memory_bytes,
+devices.idle_spin_us) it
 starts a chilld, drives it with each load generator at each concurrency, and
 prints one JSON line per run:
 
@@ -20,7 +21,8 @@ prints one JSON line per run:
 
 Usage (from the repository root; BUILD as for bench/server.sh):
   python3 bench/server_cpu.py [--batching off,on] [--connection-memory 32768,262144]
-                              [--drivers perf_analyzer,chillctl,python] [--concurrency 1,64]
+                              [--idle-spin-us 0,50,200] [--drivers perf_analyzer,chillctl,python]
+                              [--concurrency 1,64]
                               [--rounds 2] [--seconds 3]
 """
 import argparse
@@ -82,15 +84,18 @@ def stats(port, model):
 
 
 class Chilld:
-    def __init__(self, build, batching, memory, threads, delay_us):
+    def __init__(self, build, batching, memory, spin_us, threads, delay_us):
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="chilld-cpu-")
         listen = {"address": "127.0.0.1", "port": self.port, "threads": threads}
         if memory:
             listen["connection_memory_bytes"] = memory
+        devices = {"backend": "auto"}
+        if spin_us is not None:
+            devices["idle_spin_us"] = spin_us
         cfg = os.path.join(self.dir, "chilld.json")
         with open(cfg, "w") as f:
-            json.dump({"listen": listen, "devices": {"backend": "auto"},
+            json.dump({"listen": listen, "devices": devices,
                        "batching": {"enabled": batching, "max_queue_delay_us": delay_us, "max_queue_requests": 4096},
                        "log": {"level": "warn"}}, f)
         self.log = os.path.join(self.dir, "chilld.log")
@@ -156,6 +161,7 @@ def main():
     ap.add_argument("--dtype", default="FP16", choices=sorted(server_load.NP))
     ap.add_argument("--batching", default="off,on", help="off, on or both")
     ap.add_argument("--connection-memory", default="0", help="bytes per connection, comma-separated; 0: chilld's default")
+    ap.add_argument("--idle-spin-us", default="", help="devices.idle_spin_us, comma-separated; empty: chilld's default")
     ap.add_argument("--drivers", default="perf_analyzer,chillctl")
     ap.add_argument("--concurrency", default="1,64")
     ap.add_argument("--threads", type=int, default=8, help="listen.threads")
@@ -163,18 +169,20 @@ def main():
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=3)
     a = ap.parse_args()
+    spins = [int(x) for x in a.idle_spin_us.split(",")] if a.idle_spin_us else [None]
+    configs = [(m, b, sp) for m in (int(x) for x in a.connection_memory.split(",")) for b in a.batching.split(",")
+               for sp in spins]
     for rnd in range(a.rounds):
-        for memory in (int(x) for x in a.connection_memory.split(",")):
-            for batching in a.batching.split(","):
-                server = Chilld(a.build, batching == "on", memory, a.threads, a.max_queue_delay_us)
-                try:
-                    for c in (int(x) for x in a.concurrency.split(",")):
-                        for driver in a.drivers.split(","):
-                            row = measure(a, server, driver, c)
-                            print(json.dumps({"round": rnd, "batching": batching,
-                                              "connection_memory": memory or "default", **row}), flush=True)
-                finally:
-                    server.stop()
+        for memory, batching, spin in configs:
+            server = Chilld(a.build, batching == "on", memory, spin, a.threads, a.max_queue_delay_us)
+            try:
+                for c in (int(x) for x in a.concurrency.split(",")):
+                    for driver in a.drivers.split(","):
+                        row = measure(a, server, driver, c)
+                        print(json.dumps({"round": rnd, "batching": batching, "connection_memory": memory or "default",
+                                          "idle_spin_us": "default" if spin is None else spin, **row}), flush=True)
+            finally:
+                server.stop()
     return 0
 
 
