@@ -45,8 +45,7 @@ static const field devices_fields[] = {
           "pinned host memory for request tensors with the CUDA backend, reused (0: none; beyond it copies are slower)"),
     FIELD("idle_spin_us", F_I64, idle_spin_us, 0, 1000000,
           "after a launch, how long a device worker polls its queue before it sleeps, while its last request came "
-          "that soon after it went idle; and how much of a batch's max_queue_delay_us it polls at the end instead "
-          "of sleeping (microseconds; 0: sleep at once)"),
+          "that soon after it went idle (microseconds; 0: sleep at once)"),
     FIELD("direct_max_mflop", F_I64, direct_max_mflop, 0, INT64_MAX,
           "a request that finds its device idle and cannot join a batch runs on the thread that received it, "
           "without a hand-off to the device worker, when it takes at most this many MFLOP (4 * head_dim per "

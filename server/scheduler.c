@@ -159,46 +159,29 @@ static void abs_deadline(uint64_t ns, struct timespec *ts) {
     ts->tv_nsec = (long)(t % 1000000000u);
 }
 
-/* Polls d's queue, outside the lock, until a request arrives, the scheduler
- * flushes, or the CLOCK_MONOTONIC time until passes. A worker that polls
- * starts the next launch on a core that is awake: one that slept (in a lent
- * VM, a halted vCPU) took 70-130 us longer over the launch that followed on
- * the H100 hosts (bench/NOTES.md). It yields the core between looks, so that
- * a thread it just woke (the transport sending the answer) can run here.
- * Caller holds the lock; it is held again on return. */
-static void poll_queue(chill_scheduler *s, device_queue *d, uint64_t until) {
+/* Polls d's queue, outside the lock, for up to idle_spin_ns: the next request
+ * of a client that was waiting for the last answer (a co-located one on the
+ * native socket) often comes within tens of microseconds, and a worker that
+ * is still awake starts it without a thread wake-up (several microseconds,
+ * more from a sleeping core). next_batch polls only while the last such gap
+ * was within idle_spin_ns: clients whose requests come further apart (binary
+ * HTTP, which measured slower with an unconditional poll: bench/NOTES.md)
+ * find the worker asleep, as without the poll. It yields the core between
+ * looks, so that a thread it just woke (the transport sending the answer) can
+ * run here. Caller holds the lock; it is held again on return. */
+static void poll_queue(chill_scheduler *s, device_queue *d) {
     unsigned seen = __atomic_load_n(&d->arrivals, __ATOMIC_ACQUIRE);
+    uint64_t until = chill_now_ns() + (uint64_t)s->idle_spin_ns;
     pthread_mutex_unlock(&s->lock);
-    while (__atomic_load_n(&d->arrivals, __ATOMIC_ACQUIRE) == seen &&
-           !__atomic_load_n(&s->flushing, __ATOMIC_ACQUIRE) && chill_now_ns() < until)
+    while (__atomic_load_n(&d->arrivals, __ATOMIC_ACQUIRE) == seen && chill_now_ns() < until)
         sched_yield();
     pthread_mutex_lock(&s->lock);
 }
 
-/* A batch waits for company until until: asleep while more than idle_spin_ns
- * remain, then polling, so that its launch starts on a core that is awake.
- * Returns on any wake-up; the caller looks at the queue again. Caller holds
- * the lock. */
-static void wait_for_company(chill_scheduler *s, device_queue *d, uint64_t until) {
-    uint64_t spin = (uint64_t)s->idle_spin_ns;
-    if (until > chill_now_ns() + spin) {
-        struct timespec ts;
-        abs_deadline(until - spin, &ts);
-        pthread_cond_timedwait(&d->cond, &s->lock, &ts);
-        return;
-    }
-    poll_queue(s, d, until);
-}
-
 /* Waits for a batch while the device is free; returns its size, 0 when
  * stopping with nothing left, -1 when the device left service with requests
- * queued. After a launch it polls for up to idle_spin_ns for the next
- * request, but only while the last gap from its going idle to the next
- * arrival was within that window: the next request of a client that was
- * waiting for the last answer (a co-located one on the native socket) often
- * comes within tens of microseconds, while binary HTTP clients, whose
- * requests come hundreds of microseconds apart and measured slower with an
- * unconditional poll, find it asleep. Caller holds the lock. */
+ * queued. Measures the gap from going idle to the next arrival for
+ * poll_queue. Caller holds the lock. */
 static int next_batch(chill_scheduler *s, device_queue *d, chill_request **batch) {
     uint64_t idle_since = 0;
     if (d->count > 0)
@@ -206,7 +189,7 @@ static int next_batch(chill_scheduler *s, device_queue *d, chill_request **batch
     else {
         idle_since = chill_now_ns();
         if (!s->stopping && s->idle_spin_ns > 0 && d->last_gap_ns <= (uint64_t)s->idle_spin_ns)
-            poll_queue(s, d, idle_since + (uint64_t)s->idle_spin_ns);
+            poll_queue(s, d);
     }
     for (;;) {
         while ((d->count == 0 && !s->stopping) || d->busy)
@@ -226,7 +209,9 @@ static int next_batch(chill_scheduler *s, device_queue *d, chill_request **batch
             remove_batch(d, batch, n);
             return n;
         }
-        wait_for_company(s, d, until);
+        struct timespec ts;
+        abs_deadline(until, &ts);
+        pthread_cond_timedwait(&d->cond, &s->lock, &ts);
     }
 }
 
@@ -584,7 +569,7 @@ chill_scheduler *chill_scheduler_create(const chill_config *c, chill_backend *b)
 
 void chill_scheduler_flush(chill_scheduler *s) {
     pthread_mutex_lock(&s->lock);
-    __atomic_store_n(&s->flushing, 1, __ATOMIC_RELEASE); /* polling workers read it without the lock */
+    s->flushing = 1;
     for (int i = 0; i < s->b->n_devices; i++)
         pthread_cond_signal(&s->devs[i].cond);
     pthread_mutex_unlock(&s->lock);
@@ -607,8 +592,7 @@ int chill_scheduler_drain(chill_scheduler *s, int timeout_s) {
 
 void chill_scheduler_destroy(chill_scheduler *s) {
     pthread_mutex_lock(&s->lock);
-    __atomic_store_n(&s->flushing, 1, __ATOMIC_RELEASE);
-    s->draining = s->stopping = 1;
+    s->flushing = s->draining = s->stopping = 1;
     for (int i = 0; i < s->b->n_devices; i++)
         pthread_cond_signal(&s->devs[i].cond);
     pthread_cond_signal(&s->reap);

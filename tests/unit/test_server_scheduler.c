@@ -7,8 +7,7 @@
  * at the deadline, while its device is still busy;
  * a sticky device error answers 500, takes that device out of service and
  * the next requests run on the other device; an idle worker polls its queue
- * only as long as configured, and a batch waiting for company polls only the
- * end of its delay; a request that finds its device idle runs on
+ * only as long as configured; a request that finds its device idle runs on
  * the submitting thread when the transport allows it and it cannot batch,
  * and a device never runs two launches at once. */
 #include <check.h>
@@ -370,71 +369,6 @@ START_TEST(idle_worker_does_not_poll_for_slow_clients) {
 }
 END_TEST
 
-/* A lone request waits max_queue_delay_us (300 ms here) for company:
- * asleep, then polling for the last idle_spin_us of it. Returns the CPU
- * seconds the process used from its submission to its answer; a second
- * request submitted at join_ms (0: none) must join its launch. */
-static double cpu_while_waiting_for_company(int spin_ms, int join_ms) {
-    cfg.max_queue_delay_us = 300000;
-    cfg.idle_spin_us = spin_ms * 1000;
-    chill_scheduler *s = chill_scheduler_create(&cfg, fake_create(1));
-    struct timespec join = {0, join_ms * 1000000L};
-    double cpu0 = cpu_seconds();
-    ck_assert_int_eq(chill_submit(s, make(0)), CHILL_SUBMIT_OK);
-    if (join_ms > 0) {
-        nanosleep(&join, NULL);
-        ck_assert_int_eq(chill_submit(s, make(1)), CHILL_SUBMIT_OK);
-    }
-    wait_done(join_ms > 0 ? 2 : 1);
-    double used = cpu_seconds() - cpu0;
-    ck_assert_int_eq(the_fake->launches[0], 1);
-    ck_assert_int_eq(the_fake->last_batch, join_ms > 0 ? 2 : 1);
-    for (int i = 0; i < (join_ms > 0 ? 2 : 1); i++)
-        check_result(i);
-    ck_assert_int_eq(chill_scheduler_drain(s, 5), 0);
-    chill_scheduler_destroy(s);
-    return used;
-}
-
-/* With idle_spin_us 150 ms the worker polls about half of a 300 ms wait:
- * more CPU than sleeping, less than polling all of it. */
-START_TEST(a_waiting_batch_polls_only_the_end_of_its_delay) {
-    double used = cpu_while_waiting_for_company(150, 0);
-    ck_assert_msg(used > 0.04 && used < 0.25, "%.0f ms of CPU over a 300 ms wait with 150 ms of polling", used * 1e3);
-}
-END_TEST
-
-/* With idle_spin_us 0 the wait is spent asleep. */
-START_TEST(a_waiting_batch_sleeps_without_idle_spin) {
-    double used = cpu_while_waiting_for_company(0, 0);
-    ck_assert_msg(used < 0.03, "%.0f ms of CPU over a 300 ms wait without polling", used * 1e3);
-}
-END_TEST
-
-/* A request that comes while the worker polls joins the waiting batch. */
-START_TEST(a_request_arriving_while_the_worker_polls_joins_the_batch) {
-    cpu_while_waiting_for_company(250, 150);
-}
-END_TEST
-
-/* A drain does not wait out the delay of a batch whose worker polls. */
-START_TEST(a_drain_takes_a_polling_batch_at_once) {
-    cfg.max_queue_delay_us = 400000;
-    cfg.idle_spin_us = 400000;
-    chill_scheduler *s = chill_scheduler_create(&cfg, fake_create(1));
-    ck_assert_int_eq(chill_submit(s, make(0)), CHILL_SUBMIT_OK);
-    struct timespec settle = {0, 20 * 1000000L}, t0, t1;
-    nanosleep(&settle, NULL);
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    ck_assert_int_eq(chill_scheduler_drain(s, 5), 0);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-6;
-    ck_assert_msg(ms < 200, "the drain took %.0f ms: the polling worker waited out its delay", ms);
-    check_result(0);
-    chill_scheduler_destroy(s);
-}
-END_TEST
-
 START_TEST(sticky_error_moves_work_to_the_healthy_device) {
     chill_scheduler *s = chill_scheduler_create(&cfg, fake_create(2));
     the_fake->fail_device = 0;
@@ -568,10 +502,6 @@ Suite *chill_test_suite(void) {
     tcase_add_test(tc, sticky_error_moves_work_to_the_healthy_device);
     tcase_add_test(tc, idle_worker_polls_then_sleeps);
     tcase_add_test(tc, idle_worker_does_not_poll_for_slow_clients);
-    tcase_add_test(tc, a_waiting_batch_polls_only_the_end_of_its_delay);
-    tcase_add_test(tc, a_waiting_batch_sleeps_without_idle_spin);
-    tcase_add_test(tc, a_request_arriving_while_the_worker_polls_joins_the_batch);
-    tcase_add_test(tc, a_drain_takes_a_polling_batch_at_once);
     tcase_add_test(tc, an_idle_device_runs_the_request_on_the_submitting_thread);
     tcase_add_test(tc, a_request_arriving_during_a_direct_run_waits_for_it);
     tcase_add_test(tc, a_request_that_may_batch_or_is_over_the_limit_goes_to_the_worker);
