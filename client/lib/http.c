@@ -43,6 +43,11 @@ chill_client_status chill_cli_http_open(chill_client *c, chill_client_error *err
     curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c->curl, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, c->timeout_ms);
+    /* libcurl's largest upload buffer (its default is 64 KiB): a binary body
+     * up to 2 MiB leaves in one read callback and one send, and chilld reads
+     * it in 128 KiB pieces (listen.connection_memory_bytes). Allocated once per
+     * handle, on the first binary request. */
+    curl_easy_setopt(c->curl, CURLOPT_UPLOAD_BUFFERSIZE, 2L << 20);
     return CHILL_CLIENT_OK;
 }
 
