@@ -324,9 +324,10 @@ static void completed(void *cls, struct MHD_Connection *mc, void **con_cls, enum
     request_end(cls);
 }
 
-/* The thread pool polls with poll(), not epoll: with epoll this libmicrohttpd
- * (0.9.75) loses a client's close that arrives with its last bytes, so an
- * aborted upload is never completed and a drain would wait for it forever. */
+/* The thread pool polls with poll(), not epoll: with epoll libmicrohttpd
+ * (Debian 12's 0.9.75, and Debian 13's 1.0.1 too, tried from source) loses a
+ * client's close that arrives with its last bytes, so an aborted upload is
+ * never completed and a drain would wait for it forever. */
 chill_http *chill_http_start(const chill_config *c, chill_scheduler *s, char *err, size_t errlen) {
     struct sockaddr_in addr = {0};
     addr.sin_family = AF_INET;
