@@ -33,7 +33,7 @@ static const field listen_fields[] = {
           "HTTP threads (libmicrohttpd thread pool, poll); 0: one per two cores, 4 to 16"),
     FIELD("connection_memory_bytes", F_U64, connection_memory_bytes, 16384, 64 << 20,
           "memory per HTTP connection (libmicrohttpd's pool); half of it is the read buffer, so a request body "
-          "arrives in reads of up to that size"),
+          "arrives in reads of up to half this size"),
     {0},
 };
 
