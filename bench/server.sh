@@ -88,14 +88,8 @@ stop_chilld() {
 }
 
 load() { # $1: concurrency; prints one JSON line with rps, p50_us, p99_us, errors
-  case $driver in
-    chillctl)
-      "$BUILD/bin/chillctl" bench --url "http://127.0.0.1:$port" --transport http --random "$shape" \
-        --mask "$mask" --dtype "${dtype,,}" --concurrency "$1" --duration "$seconds" --json 2>/dev/null ;;
-    *)
-      BUILD=$BUILD "$python" bench/server_load.py --url "127.0.0.1:$port" --model "$mask" --shape "$shape" \
-        --dtype "$dtype" --concurrency "$1" --seconds "$seconds" --driver "$driver" ;;
-  esac
+  BUILD=$BUILD "$python" bench/server_load.py --url "127.0.0.1:$port" --model "$mask" --shape "$shape" \
+    --dtype "$dtype" --concurrency "$1" --seconds "$seconds" --driver "$driver"
 }
 
 field() { "$python" -c "import json,sys; print('%.1f' % json.loads(sys.argv[1])['$2'])" "$1"; }

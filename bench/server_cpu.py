@@ -117,25 +117,11 @@ class Chilld:
         self.proc.wait()
 
 
-def drive(a, driver, port, c):
-    if driver == "chillctl":
-        r = subprocess.run([os.path.join(a.build, "bin", "chillctl"), "bench", "--url", f"http://127.0.0.1:{port}",
-                            "--transport", "http", "--random", a.shape, "--mask", a.model, "--dtype", a.dtype.lower(),
-                            "--concurrency", str(c), "--duration", str(a.seconds), "--json"],
-                           capture_output=True, text=True)
-        if r.returncode != 0:
-            raise RuntimeError(r.stderr[-2000:])
-        return json.loads(r.stdout.strip().splitlines()[-1])
-    shape = [int(x) for x in a.shape.split(",")]
-    if driver == "perf_analyzer":
-        return server_load.perf_analyzer(f"127.0.0.1:{port}", a.model, shape, a.dtype, c, a.seconds)
-    return server_load.python_load(f"127.0.0.1:{port}", a.model, shape, a.dtype, c, a.seconds)
-
-
 def measure(a, server, driver, c):
     pid, port = server.proc.pid, server.port
     s0, h0, t0, b0, w0 = stats(port, a.model), host_cpu(), thread_cpu(pid), launches(port), time.monotonic()
-    r = drive(a, driver, port, c)
+    r = server_load.drive(driver, f"127.0.0.1:{port}", a.model, [int(x) for x in a.shape.split(",")], a.dtype, c,
+                          a.seconds)
     s1, h1, t1, b1, w1 = stats(port, a.model), host_cpu(), thread_cpu(pid), launches(port), time.monotonic()
     n = max(1, s1["success"][0] - s0["success"][0])
     used = {tid: cpu - t0.get(tid, (name, 0.0))[1] for tid, (name, cpu) in t1.items()}
@@ -169,6 +155,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=3)
     a = ap.parse_args()
+    os.environ["BUILD"] = a.build  # where server_load finds chillctl and perf_analyzer
     spins = [int(x) for x in a.idle_spin_us.split(",")] if a.idle_spin_us else [None]
     configs = [(m, b, sp) for m in (int(x) for x in a.connection_memory.split(",")) for b in a.batching.split(",")
                for sp in spins]

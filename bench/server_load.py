@@ -1,17 +1,19 @@
 """Load for chilld's HTTP infer path, for bench/server.sh and the perf test.
 
-Two drivers with the same shape of result ({"rps", "p50_us", "p99_us",
-"requests", "errors"}):
+Three drivers with the same shape of result ({"rps", "p50_us", "p99_us",
+"errors", ...}), and drive(driver, ...) to pick one by name:
 
   perf_analyzer(...)  runs the stock Triton perf_analyzer (binary tensors over
                       HTTP, fixed concurrency) on input data written here;
-  python_load(...)    the fallback where perf_analyzer cannot run: N threads,
-                      each with a persistent HTTP/1.1 connection, sending the
-                      same binary-extension request back to back.
+  chillctl_load(...)  runs `chillctl bench --transport http` ($BUILD/bin), the
+                      C client (libcurl);
+  python_load(...)    the fallback where neither runs: N threads, each with a
+                      persistent HTTP/1.1 connection, sending the same
+                      binary-extension request back to back.
 
 Run as a script it prints one JSON line:
   server_load.py --url 127.0.0.1:8000 --model causal --shape 1,8,256,64
-                 --dtype FP16 --concurrency 16 --seconds 5 [--driver auto|perf_analyzer|python]
+                 --dtype FP16 --concurrency 16 --seconds 5 [--driver auto|perf_analyzer|chillctl|python]
 """
 import argparse
 import base64
@@ -37,10 +39,13 @@ def make_inputs(shape, dtype, seed=0):
     return [(n, rng.standard_normal(shape).astype(NP[dtype])) for n in ("q", "k", "v")]
 
 
-def find_perf_analyzer():
+def build_dir():
     here = os.path.dirname(os.path.abspath(__file__))
-    build = os.environ.get("BUILD", os.path.join(here, "..", "build"))
-    cand = os.path.join(build, "venv", "bin", "perf_analyzer")
+    return os.environ.get("BUILD", os.path.join(here, "..", "build"))
+
+
+def find_perf_analyzer():
+    cand = os.path.join(build_dir(), "venv", "bin", "perf_analyzer")
     if not os.access(cand, os.X_OK):
         cand = shutil.which("perf_analyzer")
     if cand is None:
@@ -133,6 +138,27 @@ def python_load(url, model, shape, dtype, concurrency, seconds):
             "p99_us": float(np.percentile(us, 99)) if len(us) else float("nan")}
 
 
+def chillctl_load(url, model, shape, dtype, concurrency, seconds):
+    r = subprocess.run([os.path.join(build_dir(), "bin", "chillctl"), "bench", "--url", f"http://{url}",
+                        "--transport", "http", "--random", ",".join(str(x) for x in shape), "--mask", model,
+                        "--dtype", dtype.lower(), "--concurrency", str(concurrency), "--duration", str(seconds),
+                        "--json"], capture_output=True, text=True, timeout=120 + 10 * seconds)
+    if r.returncode != 0:
+        raise RuntimeError(f"chillctl bench exited with {r.returncode}:\n{r.stderr[-3000:]}")
+    return dict(json.loads(r.stdout.strip().splitlines()[-1]), driver="chillctl")
+
+
+def drive(driver, url, model, shape, dtype, concurrency, seconds):
+    """One run of the named driver (perf_analyzer's log left out)."""
+    if driver == "perf_analyzer":
+        res = perf_analyzer(url, model, shape, dtype, concurrency, seconds)
+        res.pop("log")
+        return res
+    if driver == "chillctl":
+        return chillctl_load(url, model, shape, dtype, concurrency, seconds)
+    return python_load(url, model, shape, dtype, concurrency, seconds)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--url", required=True)
@@ -141,17 +167,13 @@ def main():
     ap.add_argument("--dtype", default="FP16", choices=sorted(NP))
     ap.add_argument("--concurrency", type=int, default=1)
     ap.add_argument("--seconds", type=float, default=5)
-    ap.add_argument("--driver", default="auto", choices=["auto", "perf_analyzer", "python"])
+    ap.add_argument("--driver", default="auto", choices=["auto", "perf_analyzer", "chillctl", "python"])
     a = ap.parse_args()
     shape = [int(x) for x in a.shape.split(",")]
     driver = a.driver
     if driver == "auto":
         driver = "perf_analyzer" if find_perf_analyzer() else "python"
-    if driver == "perf_analyzer":
-        res = perf_analyzer(a.url, a.model, shape, a.dtype, a.concurrency, a.seconds)
-        res.pop("log")
-    else:
-        res = python_load(a.url, a.model, shape, a.dtype, a.concurrency, a.seconds)
+    res = drive(driver, a.url, a.model, shape, a.dtype, a.concurrency, a.seconds)
     print(json.dumps(res))
     return 0 if res["errors"] == 0 else 1
 
