@@ -2,7 +2,7 @@
 
 bench/server.sh says how fast; this says what stops it. For every chilld
 configuration asked for (batching on/off, listen.connection_memory_bytes,
-devices.idle_spin_us) it
+devices.idle_spin_us, devices.gpu_slots) it
 starts a chilld, drives it with each load generator at each concurrency, and
 prints one JSON line per run:
 
@@ -11,8 +11,9 @@ prints one JSON line per run:
   chilld_cpu_us                chilld's CPU time per request, by thread name
                                (MHD-worker: the HTTP threads, which also run lone
                                requests; chill-devN: device N's worker; chill-cpu:
-                               the CPU kernel's pool; chilld: main; CUDA's own
-                               threads keep their names)
+                               the CPU kernel's pool; chill-doneN: device N's
+                               completer, which waits for its packed launches;
+                               chilld: main; CUDA's own threads keep their names)
   busiest_threads              the three busiest threads, as a fraction of the run
                                (1.0: a thread that never rested)
   mean_batch                   requests per launch (chill_batch_requests)
@@ -21,7 +22,7 @@ prints one JSON line per run:
 
 Usage (from the repository root; BUILD as for bench/server.sh):
   python3 bench/server_cpu.py [--batching off,on] [--connection-memory 32768,262144]
-                              [--idle-spin-us 0,50,200] [--drivers perf_analyzer,chillctl,python]
+                              [--idle-spin-us 0,50,200] [--gpu-slots 1,2] [--drivers perf_analyzer,chillctl,python]
                               [--concurrency 1,64]
                               [--rounds 2] [--seconds 3]
 """
@@ -84,7 +85,7 @@ def stats(port, model):
 
 
 class Chilld:
-    def __init__(self, build, batching, memory, spin_us, threads, delay_us):
+    def __init__(self, build, batching, memory, spin_us, slots, threads, delay_us):
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="chilld-cpu-")
         listen = {"address": "127.0.0.1", "port": self.port, "threads": threads}
@@ -93,6 +94,8 @@ class Chilld:
         devices = {"backend": "auto"}
         if spin_us is not None:
             devices["idle_spin_us"] = spin_us
+        if slots is not None:
+            devices["gpu_slots"] = slots
         cfg = os.path.join(self.dir, "chilld.json")
         with open(cfg, "w") as f:
             json.dump({"listen": listen, "devices": devices,
@@ -148,6 +151,7 @@ def main():
     ap.add_argument("--batching", default="off,on", help="off, on or both")
     ap.add_argument("--connection-memory", default="0", help="bytes per connection, comma-separated; 0: chilld's default")
     ap.add_argument("--idle-spin-us", default="", help="devices.idle_spin_us, comma-separated; empty: chilld's default")
+    ap.add_argument("--gpu-slots", default="", help="devices.gpu_slots, comma-separated; empty: chilld's default")
     ap.add_argument("--drivers", default="perf_analyzer,chillctl")
     ap.add_argument("--concurrency", default="1,64")
     ap.add_argument("--threads", type=int, default=8, help="listen.threads")
@@ -157,17 +161,19 @@ def main():
     a = ap.parse_args()
     os.environ["BUILD"] = a.build  # where server_load finds chillctl and perf_analyzer
     spins = [int(x) for x in a.idle_spin_us.split(",")] if a.idle_spin_us else [None]
-    configs = [(m, b, sp) for m in (int(x) for x in a.connection_memory.split(",")) for b in a.batching.split(",")
-               for sp in spins]
+    slots = [int(x) for x in a.gpu_slots.split(",")] if a.gpu_slots else [None]
+    configs = [(m, b, sp, sl) for m in (int(x) for x in a.connection_memory.split(",")) for b in a.batching.split(",")
+               for sp in spins for sl in slots]
     for rnd in range(a.rounds):
-        for memory, batching, spin in configs:
-            server = Chilld(a.build, batching == "on", memory, spin, a.threads, a.max_queue_delay_us)
+        for memory, batching, spin, slot in configs:
+            server = Chilld(a.build, batching == "on", memory, spin, slot, a.threads, a.max_queue_delay_us)
             try:
                 for c in (int(x) for x in a.concurrency.split(",")):
                     for driver in a.drivers.split(","):
                         row = measure(a, server, driver, c)
                         print(json.dumps({"round": rnd, "batching": batching, "connection_memory": memory or "default",
-                                          "idle_spin_us": "default" if spin is None else spin, **row}), flush=True)
+                                          "idle_spin_us": "default" if spin is None else spin,
+                                          "gpu_slots": "default" if slot is None else slot, **row}), flush=True)
             finally:
                 server.stop()
     return 0

@@ -26,11 +26,9 @@ static int cpu_in_place(chill_backend *b, const chill_params *p) {
     return 1;
 }
 
-static chill_status cpu_forward(chill_backend *b, int dev, chill_params *p, const chill_transfer *t,
-                                chill_error *err) {
+static chill_status cpu_forward(chill_backend *b, int dev, chill_params *p, chill_error *err) {
     (void)b;
     (void)dev;
-    (void)t;
     return chill_forward(p, err);
 }
 
@@ -57,6 +55,7 @@ chill_backend *chill_backend_cpu_create(const chill_config *c) {
     b->device_ordinal = cpu_device_ordinal;
     b->in_place = cpu_in_place;
     b->forward = cpu_forward;
+    b->slots = 1;
     b->healthy = cpu_healthy;
     b->memory_used = cpu_memory_used;
     b->destroy = cpu_destroy;

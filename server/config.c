@@ -40,7 +40,10 @@ static const field listen_fields[] = {
 static const field devices_fields[] = {
     FIELD("cpu_threads", F_INT, cpu_threads, 0, 4096, "threads of the CPU kernel (0: one per core)"),
     FIELD("gpu_pool_bytes", F_U64, gpu_pool_bytes, 1 << 20, INT64_MAX,
-          "device buffer pool per GPU, allocated at start; the largest launch"),
+          "device buffer per launch slot of a GPU, allocated at start; the largest launch"),
+    FIELD("gpu_slots", F_INT, gpu_slots, 1, CHILL_CONFIG_MAX_GPU_SLOTS,
+          "packed launches in flight per GPU, each with its own buffer and stream, so one's copies overlap "
+          "another's kernel (1: one launch at a time)"),
     FIELD("pinned_host_bytes", F_U64, pinned_host_bytes, 0, INT64_MAX,
           "pinned host memory for request tensors with the CUDA backend, reused (0: none; beyond it copies are slower)"),
     FIELD("idle_spin_us", F_I64, idle_spin_us, 0, 1000000,
@@ -328,6 +331,7 @@ void chill_config_defaults(chill_config *c) {
     c->connection_memory_bytes = 256 << 10;
     c->backend = CHILL_BACKEND_AUTO;
     c->gpu_pool_bytes = (uint64_t)1 << 30;
+    c->gpu_slots = 2;
     c->pinned_host_bytes = (uint64_t)1 << 30;
     c->idle_spin_us = 50;
     c->direct_max_mflop = 256;
@@ -400,9 +404,9 @@ int chill_config_http_threads(const chill_config *c, long cores) {
 
 const char *chill_config_usage(void) {
     return "usage: chilld [--config FILE] [--check-config FILE] [--listen ADDR] [--port N]\n"
-           "              [--backend auto|cpu|cuda] [--cpu-threads N] [--idle-spin-us N] [--direct-max-mflop N]\n"
-           "              [--http-threads N] [--max-queue-delay-us N] [--max-batch-tokens N] [--no-batching]\n"
-           "              [--log-level debug|info|warn|error]\n"
+           "              [--backend auto|cpu|cuda] [--cpu-threads N] [--gpu-slots N] [--idle-spin-us N]\n"
+           "              [--direct-max-mflop N] [--http-threads N] [--max-queue-delay-us N]\n"
+           "              [--max-batch-tokens N] [--no-batching] [--log-level debug|info|warn|error]\n"
            "Flags override the config file (default config/chilld.json when present).\n";
 }
 
@@ -414,6 +418,7 @@ static int flag_value(chill_config *c, const char *flag, const char *value, char
         {"--port", "listen", listen_fields, "port"},
         {"--http-threads", "listen", listen_fields, "threads"},
         {"--cpu-threads", "devices", devices_fields, "cpu_threads"},
+        {"--gpu-slots", "devices", devices_fields, "gpu_slots"},
         {"--idle-spin-us", "devices", devices_fields, "idle_spin_us"},
         {"--direct-max-mflop", "devices", devices_fields, "direct_max_mflop"},
         {"--max-queue-delay-us", "batching", batching_fields, "max_queue_delay_us"},

@@ -16,6 +16,7 @@
 
 #define CHILL_CONFIG_MAX_PRESETS 64
 #define CHILL_CONFIG_MAX_GPUS 16
+#define CHILL_CONFIG_MAX_GPU_SLOTS 4
 
 typedef enum chill_backend_kind {
     CHILL_BACKEND_AUTO = 0, /* CUDA when a GPU is visible, else CPU */
@@ -39,7 +40,8 @@ typedef struct chill_config {
     int gpus[CHILL_CONFIG_MAX_GPUS];
     int n_gpus;                    /* 0: every visible GPU */
     int cpu_threads;               /* 0: one per core */
-    uint64_t gpu_pool_bytes;       /* device buffer pool per GPU: the largest launch */
+    uint64_t gpu_pool_bytes;       /* device buffer per launch slot: the largest launch */
+    int gpu_slots;                 /* packed launches in flight per GPU, each with its buffer and stream */
     uint64_t pinned_host_bytes;    /* pinned memory for request tensors (server/hostmem.h) */
     int64_t idle_spin_us;          /* how long a device worker polls its queue before it sleeps, after a short gap */
     int64_t direct_max_mflop;      /* largest request run on its receiving thread when its device is idle; 0: never */

@@ -9,11 +9,14 @@
  * A request runs either in place, on the tensors where they lie (every
  * request on the CPU; CUDA shared-memory tensors on their GPU; shapes the GPU
  * kernels do not take, on the CUDA backend's CPU fallback), or in a packed
- * launch: the scheduler lays the launch out in the device's buffer and lists
+ * launch: the scheduler lays the launch out in a device buffer and lists
  * the rectangular copies that bring each request's inputs there and its
- * outputs back (server/pack.h); forward() runs the copies in, the kernel and
- * the copies out. The copies go straight between the request's own host
- * memory (pinned, server/hostmem.h) and the device, with no staging copy. */
+ * outputs back (server/pack.h); start() queues the copies in, the kernel and
+ * the copies out, and finish() waits for them. A device has `slots` buffers
+ * (each with its own stream on CUDA), so up to that many packed launches are
+ * in flight at once and one's copies overlap another's kernel. The copies go
+ * straight between the request's own host memory (pinned, server/hostmem.h)
+ * and the device, with no staging copy. */
 #ifndef CHILL_SERVER_DEVICE_H
 #define CHILL_SERVER_DEVICE_H
 
@@ -49,14 +52,22 @@ struct chill_backend {
     /* Whether p runs in place instead of in a packed launch (p's tensors in
      * host memory; CUDA shared-memory requests always run in place). */
     int (*in_place)(chill_backend *b, const chill_params *p);
-    /* The device buffer of dev for a packed launch of bytes, or NULL with a
-     * message when no launch that large fits. NULL on a backend that runs
-     * every request in place. */
-    void *(*buffer)(chill_backend *b, int dev, size_t bytes, char *err, size_t errlen);
-    /* Runs p on dev and waits for it: in place when t is NULL, else the
-     * copies t->in, the kernel on the device buffer, the copies t->out. */
-    chill_status (*forward)(chill_backend *b, int dev, chill_params *p, const chill_transfer *t,
-                            chill_error *err);
+    /* Runs p in place on dev and waits for it. */
+    chill_status (*forward)(chill_backend *b, int dev, chill_params *p, chill_error *err);
+    /* Packed launches a device has in flight at most, slots 0..slots-1 (1 on
+     * a backend that runs every request in place: it has no buffer, start
+     * or finish). */
+    int slots;
+    /* The buffer of dev's slot for a packed launch of bytes, or NULL with a
+     * message when no launch that large fits. */
+    void *(*buffer)(chill_backend *b, int dev, int slot, size_t bytes, char *err, size_t errlen);
+    /* Queues a packed launch on dev's slot: the copies t->in, the kernel p
+     * on the slot's buffer, the copies t->out; returns without waiting. */
+    chill_status (*start)(chill_backend *b, int dev, int slot, chill_params *p, const chill_transfer *t,
+                          chill_error *err);
+    /* Waits until the launch in dev's slot is done (called once after each
+     * start(), also a failed one). */
+    chill_status (*finish)(chill_backend *b, int dev, int slot, chill_error *err);
     /* 0 once a sticky error took dev out of service. */
     int (*healthy)(chill_backend *b, int dev);
     uint64_t (*memory_used)(chill_backend *b, int dev);

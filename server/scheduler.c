@@ -1,8 +1,14 @@
 /* Per-device queues, batching and workers. One mutex guards every queue (they
  * are short and a worker holds it only to pick a batch); each device has its
- * own condition variable. A reaper thread answers queued requests at their
- * deadline (504), even while their device is busy with a long launch. Time spent in the queue, the launch, the batch size,
- * tokens and FLOPs go to the metrics here; the transport records the rest. */
+ * own condition variable. Each device has two threads: its worker picks
+ * batches and starts their launches, up to the backend's slots of packed
+ * launches in flight, and its completer waits for each packed launch in
+ * the order they started and answers its requests, so the worker starts
+ * the next launch (its copies) while the last one's kernel runs. A reaper
+ * thread answers queued requests at their deadline (504), even while their
+ * device is busy with a long launch. Time spent in the queue, the launch,
+ * the batch size, tokens and FLOPs go to the metrics here; the transport
+ * records the rest. */
 #include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -17,6 +23,15 @@
 #include "pack.h"
 #include "scheduler.h"
 
+/* A packed launch in flight: started by the worker, waited for and answered
+ * by the completer. */
+typedef struct launch {
+    chill_request **batch;
+    int n, total;        /* requests launched; taken from the queue (the rest were past their deadline) */
+    chill_status st;     /* what start() returned */
+    chill_error err;
+} launch;
+
 typedef struct device_queue {
     chill_scheduler *s;
     int index;
@@ -25,10 +40,15 @@ typedef struct device_queue {
     int count;
     unsigned arrivals;       /* requests pushed so far; read without the lock by a polling worker */
     uint64_t last_gap_ns;    /* from the worker's last going idle to the next arrival (poll_queue) */
-    int busy;                /* a launch runs on the device (the worker's or a direct run) */
+    int busy;                /* the worker starts a launch, or a direct run runs one */
+    int running;             /* packed launches in flight (started, not yet answered) */
+    int head;                /* slot of the oldest of them; the next goes to (head + running) % slots */
+    int closing;             /* the worker has stopped: the completer stops once nothing runs */
+    launch *launches;        /* one per slot */
     int healthy;
-    pthread_cond_t cond;
-    pthread_t thread;
+    pthread_cond_t cond;     /* wakes the worker */
+    pthread_cond_t started;  /* wakes the completer */
+    pthread_t thread, completer;
 } device_queue;
 
 struct chill_scheduler {
@@ -55,6 +75,12 @@ static void set_queued_gauge(device_queue *d) {
     chill_metric_set(chill_m.queued, d->count, d->name);
 }
 
+/* Whether nothing runs on d: no launch in flight, none being started, no
+ * direct run. Caller holds the lock. */
+static int device_idle(const device_queue *d) {
+    return !d->busy && d->running == 0;
+}
+
 /* The healthy device with the shortest queue for r, an idle one among
  * equals, or -1. A request on a device (CUDA shared memory) goes to that
  * device only. */
@@ -65,7 +91,7 @@ static int pick_device(chill_scheduler *s, const chill_request *r) {
         if (!d->healthy || (r->device >= 0 && s->b->device_ordinal(s->b, i) != r->device))
             continue;
         if (best < 0 || d->count < s->devs[best].count ||
-            (d->count == s->devs[best].count && s->devs[best].busy && !d->busy))
+            (d->count == s->devs[best].count && !device_idle(&s->devs[best]) && device_idle(d)))
             best = i;
     }
     return best;
@@ -178,7 +204,8 @@ static void poll_queue(chill_scheduler *s, device_queue *d) {
     pthread_mutex_lock(&s->lock);
 }
 
-/* Waits for a batch while the device is free; returns its size, 0 when
+/* Waits for a batch while the device has a free slot and no direct run;
+ * returns its size, 0 when
  * stopping with nothing left, -1 when the device left service with requests
  * queued. Measures the gap from going idle to the next arrival for
  * poll_queue. Caller holds the lock. */
@@ -192,7 +219,7 @@ static int next_batch(chill_scheduler *s, device_queue *d, chill_request **batch
             poll_queue(s, d);
     }
     for (;;) {
-        while ((d->count == 0 && !s->stopping) || d->busy)
+        while ((d->count == 0 && !s->stopping) || d->busy || d->running == s->b->slots)
             pthread_cond_wait(&d->cond, &s->lock);
         if (d->count == 0)
             return 0;
@@ -257,56 +284,101 @@ static void finish(chill_request *r, chill_status st, const chill_error *err, ui
     r->batch_size = n;
 }
 
-/* Lays the batch out in the device's buffer, runs it as one varlen launch
- * whose copies take each request's tensors in and its outputs back. */
-static chill_status run_packed(device_queue *d, chill_request **batch, int n, chill_error *err) {
-    chill_backend *b = d->s->b;
-    chill_pack_layout l;
-    chill_packed pk;
-    chill_pack_plan(batch, n, &l);
-    void *buf = b->buffer(b, d->index, l.bytes, err->message, sizeof err->message);
-    if (buf == NULL)
-        return CHILL_ERR_INVALID;
-    if (chill_pack(batch, n, &l, buf, &pk) != 0) {
-        snprintf(err->message, sizeof err->message, "out of host memory listing the copies of a launch");
-        return CHILL_ERR_NOMEM;
-    }
-    chill_status st = b->forward(b, d->index, &pk.params, &pk.transfer, err);
-    chill_packed_free(&pk);
-    return st;
-}
-
-/* Runs one batch and fills every request's status (not done() yet). Tensors
- * already in device memory run where they lie, and so does whatever the
- * backend runs in place (everything on the CPU, where a packed launch would
- * only add copies); the rest is one packed launch. */
-static void run_batch(device_queue *d, chill_request **batch, int n) {
-    chill_backend *b = d->s->b;
-    chill_error err = {0};
-    chill_status worst = CHILL_OK;
+static void stamp_start(chill_request **batch, int n) {
     uint64_t t0 = chill_now_ns();
     for (int i = 0; i < n; i++)
         batch[i]->t_start_ns = t0;
-    if (batch[0]->device >= 0 || b->in_place(b, &batch[0]->params)) {
-        for (int i = 0; i < n; i++) {
-            chill_status st = b->forward(b, d->index, &batch[i]->params, NULL, &err);
-            finish(batch[i], st, &err, chill_now_ns(), n);
-            worst = st == CHILL_OK ? worst : st;
-        }
-    } else {
-        worst = run_packed(d, batch, n, &err);
-        uint64_t t1 = chill_now_ns();
-        for (int i = 0; i < n; i++)
-            finish(batch[i], worst, &err, t1, n);
-    }
+}
+
+/* After a launch: a device error (or a backend that reports its device
+ * unhealthy) takes the device out of service; the launch goes to the
+ * metrics. */
+static void after_launch(device_queue *d, chill_request **batch, int n, chill_status worst, const chill_error *err) {
+    chill_backend *b = d->s->b;
     if (worst == CHILL_ERR_DEVICE || !b->healthy(b, d->index)) {
-        chill_log(CHILL_LOG_ERROR, "device_failed", "device=%s error=\"%s\"", d->name, err.message);
+        chill_log(CHILL_LOG_ERROR, "device_failed", "device=%s error=\"%s\"", d->name, err->message);
         pthread_mutex_lock(&d->s->lock);
         d->healthy = 0;
         pthread_mutex_unlock(&d->s->lock);
         chill_metric_set(chill_m.device_healthy, 0, d->name);
     }
     record_launch(d, batch, n);
+}
+
+/* Whether the batch led by first runs in place: tensors already in device
+ * memory, and whatever the backend runs in place (everything on the CPU,
+ * where a packed launch would only add copies). */
+static int runs_in_place(chill_backend *b, const chill_request *first) {
+    return first->device >= 0 || b->in_place(b, &first->params);
+}
+
+/* Runs the batch's requests in place, one after another, and fills each
+ * one's status (not done() yet). */
+static void run_in_place(device_queue *d, chill_request **batch, int n) {
+    chill_backend *b = d->s->b;
+    chill_error err = {0};
+    chill_status worst = CHILL_OK;
+    stamp_start(batch, n);
+    for (int i = 0; i < n; i++) {
+        chill_status st = b->forward(b, d->index, &batch[i]->params, &err);
+        finish(batch[i], st, &err, chill_now_ns(), n);
+        worst = st == CHILL_OK ? worst : st;
+    }
+    after_launch(d, batch, n, worst, &err);
+}
+
+/* Lays the batch out in slot's buffer and starts it as one varlen launch
+ * whose copies take each request's tensors in and its outputs back. */
+static chill_status start_packed(device_queue *d, int slot, chill_request **batch, int n, chill_error *err) {
+    chill_backend *b = d->s->b;
+    chill_pack_layout l;
+    chill_packed pk;
+    stamp_start(batch, n);
+    chill_pack_plan(batch, n, &l);
+    void *buf = b->buffer(b, d->index, slot, l.bytes, err->message, sizeof err->message);
+    if (buf == NULL)
+        return CHILL_ERR_INVALID;
+    if (chill_pack(batch, n, &l, buf, &pk) != 0) {
+        snprintf(err->message, sizeof err->message, "out of host memory listing the copies of a launch");
+        return CHILL_ERR_NOMEM;
+    }
+    chill_status st = b->start(b, d->index, slot, &pk.params, &pk.transfer, err);
+    chill_packed_free(&pk);
+    return st;
+}
+
+/* Waits for the packed launch in slot, which start_packed() began with
+ * status st, and fills every request's status (not done() yet). A launch
+ * that failed to start is still waited for: part of it may be queued. */
+static void end_packed(device_queue *d, int slot, chill_request **batch, int n, chill_status st, chill_error *err) {
+    chill_backend *b = d->s->b;
+    chill_error late;
+    chill_status waited = b->finish(b, d->index, slot, st == CHILL_OK ? err : &late);
+    if (st == CHILL_OK)
+        st = waited;
+    uint64_t t1 = chill_now_ns();
+    for (int i = 0; i < n; i++)
+        finish(batch[i], st, err, t1, n);
+    after_launch(d, batch, n, st, err);
+}
+
+/* Runs one batch to its end on this thread (a packed one in slot) and fills
+ * every request's status (not done() yet). */
+static void run_batch(device_queue *d, chill_request **batch, int n, int slot) {
+    if (runs_in_place(d->s->b, batch[0])) {
+        run_in_place(d, batch, n);
+        return;
+    }
+    chill_error err = {0};
+    chill_status st = start_packed(d, slot, batch, n, &err);
+    end_packed(d, slot, batch, n, st, &err);
+}
+
+/* done() for the n requests computed, and the end of all total taken. */
+static void answer(chill_scheduler *s, chill_request **batch, int n, int total) {
+    for (int i = 0; i < n; i++)
+        batch[i]->done(batch[i]);
+    finished(s, total);
 }
 
 /* Moves the queue of a device out of service to healthy ones; what has
@@ -428,20 +500,21 @@ static int fits_direct(chill_scheduler *s, const chill_request *r) {
  * worker instead costs two thread wake-ups, there and back. Caller holds the
  * lock. */
 static int runs_direct(chill_scheduler *s, const device_queue *d, const chill_request *r) {
-    if (d->busy || d->count > 0)
+    if (!device_idle(d) || d->count > 0)
         return 0;
     return !s->batching || s->max_queue_delay_ns == 0 || r->device >= 0;
 }
 
-/* Runs r, which runs_direct() chose and marked its device busy for. Requests
- * arriving meanwhile queue; the worker starts them once the device is free.
- * A request already past its deadline is answered 504 instead (once). */
+/* Runs r, which runs_direct() chose and marked its device busy for, in
+ * slot 0 (nothing else is in flight). Requests arriving meanwhile queue; the
+ * worker starts them once the device is free. A request already past its
+ * deadline is answered 504 instead (once). */
 static void run_direct(device_queue *d, chill_request *r) {
     chill_scheduler *s = d->s;
     int n = 1;
     answer_expired(&r, &n);
     if (n > 0)
-        run_batch(d, &r, 1);
+        run_batch(d, &r, 1, 0);
     pthread_mutex_lock(&s->lock);
     d->busy = 0;
     if (d->count > 0 || s->stopping) /* else the worker has nothing to wake for */
@@ -493,6 +566,26 @@ chill_submit_result chill_submit(chill_scheduler *s, chill_request *r) {
     return CHILL_SUBMIT_OK;
 }
 
+/* Starts the packed batch in slot and hands it to the completer. */
+static void launch_packed(device_queue *d, int slot, chill_request **batch, int n, int total) {
+    chill_scheduler *s = d->s;
+    launch *l = &d->launches[slot];
+    memcpy(l->batch, batch, sizeof *batch * (size_t)n);
+    l->n = n;
+    l->total = total;
+    l->err = (chill_error){0};
+    l->st = start_packed(d, slot, l->batch, n, &l->err);
+    pthread_mutex_lock(&s->lock);
+    d->busy = 0;
+    d->running++;
+    pthread_cond_signal(&d->started);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* The device's worker: takes each batch, answers what is past its
+ * deadline, starts a packed launch and goes on to the next batch while it
+ * runs (the completer answers it), or runs an in-place batch and answers it
+ * itself. */
 static void *worker(void *arg) {
     device_queue *d = arg;
     chill_scheduler *s = d->s;
@@ -512,22 +605,96 @@ static void *worker(void *arg) {
             continue;
         }
         d->busy = 1;
+        int slot = (d->head + d->running) % s->b->slots; /* free: next_batch saw running < slots */
         pthread_mutex_unlock(&s->lock);
         int total = n;
         answer_expired(batch, &n);
-        if (n > 0)
-            run_batch(d, batch, n);
+        if (n > 0 && !runs_in_place(s->b, batch[0])) {
+            launch_packed(d, slot, batch, n, total);
+        } else {
+            if (n > 0)
+                run_in_place(d, batch, n);
+            pthread_mutex_lock(&s->lock);
+            d->busy = 0;
+            pthread_mutex_unlock(&s->lock);
+            answer(s, batch, n, total);
+        }
         pthread_mutex_lock(&s->lock);
-        d->busy = 0;
+    }
+    d->closing = 1;
+    pthread_cond_signal(&d->started);
+    pthread_mutex_unlock(&s->lock);
+    free(batch);
+    return NULL;
+}
+
+/* The device's completer: waits for each packed launch in the order they
+ * started, frees its slot for the worker, and answers its requests. Stops
+ * once the worker has stopped and nothing runs. */
+static void *completer(void *arg) {
+    device_queue *d = arg;
+    chill_scheduler *s = d->s;
+    chill_request **batch = malloc(sizeof *batch * (size_t)s->max_batch_requests);
+    pthread_mutex_lock(&s->lock);
+    for (;;) {
+        while (d->running == 0 && !d->closing)
+            pthread_cond_wait(&d->started, &s->lock);
+        if (d->running == 0)
+            break;
+        int slot = d->head;
         pthread_mutex_unlock(&s->lock);
-        for (int i = 0; i < n; i++)
-            batch[i]->done(batch[i]);
-        finished(s, total);
+        launch *l = &d->launches[slot];
+        int n = l->n, total = l->total;
+        end_packed(d, slot, l->batch, n, l->st, &l->err);
+        memcpy(batch, l->batch, sizeof *batch * (size_t)n);
+        pthread_mutex_lock(&s->lock);
+        d->head = (slot + 1) % s->b->slots;
+        d->running--;
+        pthread_cond_signal(&d->cond);
+        pthread_mutex_unlock(&s->lock);
+        answer(s, batch, n, total);
         pthread_mutex_lock(&s->lock);
     }
     pthread_mutex_unlock(&s->lock);
     free(batch);
     return NULL;
+}
+
+/* Starts d's worker, and its completer and launch slots when the backend
+ * has packed launches. Threads are named chill-devN and chill-doneN, so top
+ * -H, perf and gdb tell them apart. */
+static void start_device(device_queue *d) {
+    chill_scheduler *s = d->s;
+    char name[16];
+    pthread_cond_init(&d->cond, NULL);
+    pthread_cond_init(&d->started, NULL);
+    if (s->b->start != NULL) {
+        d->launches = calloc((size_t)s->b->slots, sizeof *d->launches);
+        for (int i = 0; i < s->b->slots; i++)
+            d->launches[i].batch = malloc(sizeof *d->launches[i].batch * (size_t)s->max_batch_requests);
+        pthread_create(&d->completer, NULL, completer, d);
+        snprintf(name, sizeof name, "chill-done%hu", (unsigned short)d->index);
+        pthread_setname_np(d->completer, name);
+    }
+    pthread_create(&d->thread, NULL, worker, d);
+    snprintf(name, sizeof name, "chill-dev%hu", (unsigned short)d->index);
+    pthread_setname_np(d->thread, name);
+}
+
+/* Joins d's threads (the worker answers what is queued, the completer what
+ * is in flight) and frees what start_device() made. */
+static void stop_device(device_queue *d) {
+    chill_scheduler *s = d->s;
+    pthread_join(d->thread, NULL);
+    if (d->launches != NULL) {
+        pthread_join(d->completer, NULL);
+        for (int i = 0; i < s->b->slots; i++)
+            free(d->launches[i].batch);
+        free(d->launches);
+    }
+    pthread_cond_destroy(&d->cond);
+    pthread_cond_destroy(&d->started);
+    free(d->items);
 }
 
 chill_scheduler *chill_scheduler_create(const chill_config *c, chill_backend *b) {
@@ -553,14 +720,10 @@ chill_scheduler *chill_scheduler_create(const chill_config *c, chill_backend *b)
         d->items = malloc(sizeof *d->items * (size_t)s->max_queue * (size_t)b->n_devices);
         d->healthy = b->healthy(b, i);
         d->last_gap_ns = UINT64_MAX; /* no poll before a client has shown a short gap */
-        pthread_cond_init(&d->cond, NULL);
         chill_metric_set(chill_m.device_healthy, d->healthy, d->name);
         chill_metric_set(chill_m.device_memory, (double)b->memory_used(b, i), d->name);
         set_queued_gauge(d);
-        pthread_create(&d->thread, NULL, worker, d);
-        char name[16];
-        snprintf(name, sizeof name, "chill-dev%hu", (unsigned short)i);
-        pthread_setname_np(d->thread, name); /* top -H, perf and gdb tell the threads apart */
+        start_device(d);
     }
     pthread_create(&s->reaper, NULL, reaper, s);
     pthread_setname_np(s->reaper, "chill-reaper");
@@ -598,11 +761,8 @@ void chill_scheduler_destroy(chill_scheduler *s) {
     pthread_cond_signal(&s->reap);
     pthread_mutex_unlock(&s->lock);
     pthread_join(s->reaper, NULL);
-    for (int i = 0; i < s->b->n_devices; i++) {
-        pthread_join(s->devs[i].thread, NULL);
-        pthread_cond_destroy(&s->devs[i].cond);
-        free(s->devs[i].items);
-    }
+    for (int i = 0; i < s->b->n_devices; i++)
+        stop_device(&s->devs[i]);
     s->b->destroy(s->b);
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->idle);

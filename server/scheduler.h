@@ -4,7 +4,10 @@
  * key (pack.h) until max_batch_tokens or max_batch_requests (with a delay of
  * 0 it takes only what queued while the device was busy), packs them into
  * one varlen launch, runs it on its backend device and splits the results
- * back. A request that cannot join a batch and finds its device idle runs
+ * back. On a backend with launch slots (CUDA) the worker only queues a packed
+ * launch and goes on to the next batch; the device's completer thread waits
+ * for the launches in order and answers them, so up to devices.gpu_slots
+ * launches are in flight per device. A request that cannot join a batch and finds its device idle runs
  * at once on the thread that submits it, when its transport allows that
  * (devices.direct_max_mflop). Every accepted request is answered exactly once
  * through its done().

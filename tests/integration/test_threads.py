@@ -1,6 +1,7 @@
 """chilld names its threads, so that top -H, perf, gdb and /proc tell them
 apart (bench/server_cpu.py reads CPU time by thread name): a worker per
-device (chill-dev0, chill-dev1, ...), the deadline reaper (chill-reaper), the
+device (chill-dev0, chill-dev1, ...) and, on the CUDA backend, the completer
+that answers its packed launches (chill-done0, ...), the deadline reaper (chill-reaper), the
 unix socket's loop (chill-uds), libmicrohttpd's HTTP pool (MHD-worker) and,
 once the CPU backend has run a request on more than one thread, the CPU
 kernel's pool (chill-cpu)."""
@@ -30,6 +31,8 @@ def test_threads_are_named():
         names = thread_names(server.proc.pid)
     devices = max(1, len(lib.GPUS))
     assert sorted(n for n in names if n.startswith("chill-dev")) == [f"chill-dev{i}" for i in range(devices)], names
+    completers = [f"chill-done{i}" for i in range(devices)] if lib.BACKEND == "cuda" else []
+    assert sorted(n for n in names if n.startswith("chill-done")) == completers, names
     assert names.count("chill-reaper") == 1, names
     assert names.count("chill-uds") == 1, names
     assert names.count("MHD-worker") == 4, names

@@ -40,7 +40,8 @@ START_TEST(full_file) {
     static const char *json =
         "{\"listen\": {\"address\": \"127.0.0.2\", \"port\": 9001, \"threads\": 2,"
         "             \"connection_memory_bytes\": 65536},"
-        " \"devices\": {\"backend\": \"cpu\", \"gpus\": [1, 0], \"cpu_threads\": 3, \"gpu_pool_bytes\": 2097152},"
+        " \"devices\": {\"backend\": \"cpu\", \"gpus\": [1, 0], \"cpu_threads\": 3, \"gpu_pool_bytes\": 2097152,"
+        "             \"gpu_slots\": 3},"
         " \"batching\": {\"enabled\": false, \"max_queue_delay_us\": 50, \"max_batch_tokens\": 1000,"
         "              \"max_batch_requests\": 7, \"max_queue_requests\": 9},"
         " \"limits\": {\"max_body_bytes\": 4096, \"max_tokens\": 100, \"max_elements\": 200, \"default_timeout_us\": 5},"
@@ -59,6 +60,7 @@ START_TEST(full_file) {
     ck_assert_int_eq(c.gpus[0], 1);
     ck_assert_int_eq(c.cpu_threads, 3);
     ck_assert_int_eq(c.gpu_pool_bytes, 2097152);
+    ck_assert_int_eq(c.gpu_slots, 3);
     ck_assert_int_eq(c.batching, 0);
     ck_assert_int_eq(c.max_queue_delay_us, 50);
     ck_assert_int_eq(c.max_batch_tokens, 1000);
@@ -100,10 +102,11 @@ static const struct {
     {"{\"listen\": {\"port\": 1, \"port\": 2}}", "duplicate"},
     {"{\"listen\": 3}", "listen: expected an object"},
     {"{\"listen\": {\"address\": 12}}", "listen.address: expected a string"},
+    {"{\"devices\": {\"gpu_slots\": 0}}", "devices.gpu_slots: expected an integer in [1, 4]"},
     {"{\"devices\": {\"backend\": \"tpu\"}}", "devices.backend: expected \"auto\", \"cpu\" or \"cuda\""},
     {"{\"devices\": {\"gpus\": [0, -1]}}", "devices.gpus[1]"},
     {"{\"devices\": {\"gpus\": 0}}", "devices.gpus: expected an array"},
-    {"{\"devices\": {\"gpu\": []}}", "devices.gpu: unknown key; accepted: cpu_threads, gpu_pool_bytes, pinned_host_bytes, idle_spin_us, direct_max_mflop, backend, gpus"},
+    {"{\"devices\": {\"gpu\": []}}", "devices.gpu: unknown key; accepted: cpu_threads, gpu_pool_bytes, gpu_slots, pinned_host_bytes, idle_spin_us, direct_max_mflop, backend, gpus"},
     {"{\"batching\": {\"enabled\": 1}}", "batching.enabled: expected true or false"},
     {"{\"batching\": {\"max_queue_requests\": 0}}", "batching.max_queue_requests"},
     {"{\"limits\": {\"max_tokens\": -1}}", "limits.max_tokens"},
@@ -139,7 +142,7 @@ END_TEST
 START_TEST(flags_override) {
     char *argv[] = {"chilld", "--config", "f.json", "--port", "1234", "--listen", "127.0.0.9", "--backend", "cpu",
                     "--no-batching", "--max-queue-delay-us", "7", "--log-level", "debug", "--cpu-threads", "2",
-                    "--idle-spin-us", "25", "--direct-max-mflop", "9", NULL};
+                    "--idle-spin-us", "25", "--direct-max-mflop", "9", "--gpu-slots", "1", NULL};
     int argc = (int)(sizeof argv / sizeof argv[0]) - 1;
     chill_config c;
     const char *path = NULL, *check = NULL;
@@ -157,6 +160,7 @@ START_TEST(flags_override) {
     ck_assert_int_eq(c.cpu_threads, 2);
     ck_assert_int_eq(c.idle_spin_us, 25);
     ck_assert_int_eq(c.direct_max_mflop, 9);
+    ck_assert_int_eq(c.gpu_slots, 1);
 }
 END_TEST
 
@@ -165,6 +169,7 @@ static const struct {
 } bad_flags[] = {
     {"--port", "70000", "listen.port: expected an integer in [1, 65535]"},
     {"--port", "12x", "--port: expected an integer"},
+    {"--gpu-slots", "5", "devices.gpu_slots: expected an integer in [1, 4]"},
     {"--idle-spin-us", "-1", "devices.idle_spin_us: expected an integer in [0, 1000000]"},
     {"--direct-max-mflop", "-2", "devices.direct_max_mflop: expected an integer in [0, "},
     {"--backend", "gpu", "--backend: expected auto, cpu or cuda"},

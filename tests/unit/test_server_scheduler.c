@@ -9,7 +9,8 @@
  * the next requests run on the other device; an idle worker polls its queue
  * only as long as configured; a request that finds its device idle runs on
  * the submitting thread when the transport allows it and it cannot batch,
- * and a device never runs two launches at once. */
+ * and a device never runs two launches at once; with launch slots, the
+ * worker keeps that many packed launches in flight and no more. */
 #include <check.h>
 #include <math.h>
 #include <pthread.h>
@@ -33,14 +34,15 @@ typedef struct fake {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     int gate_closed, waiting;   /* a launch waits while the gate is closed */
+    int hold_finish, holding;   /* finish() waits while hold_finish */
     int fail_device;            /* this device fails for good on its next launch; -1: none */
     int healthy[2];
     int launches[2];
     int last_batch;             /* sequences in the last launch */
     pthread_t last_thread;      /* the thread that ran the last launch */
-    int active, max_active;     /* launches running now, and the most at once */
-    void *buffer[2];            /* the "device" buffers, host memory */
-    size_t buffer_bytes[2];
+    int active, max_active;     /* launches in flight now (started, not finished), and the most at once */
+    void *buffer[2][2];         /* the "device" buffers per device and slot, host memory */
+    size_t buffer_bytes[2][2];
 } fake;
 
 static const char *fake_name(chill_backend *b, int dev) { (void)b; return dev == 0 ? "fake:0" : "fake:1"; }
@@ -51,19 +53,19 @@ static int fake_in_place(chill_backend *b, const chill_params *p) {
     return 0;
 }
 
-static void *fake_buffer(chill_backend *b, int dev, size_t bytes, char *err, size_t errlen) {
+static void *fake_buffer(chill_backend *b, int dev, int slot, size_t bytes, char *err, size_t errlen) {
     fake *f = (fake *)b;
     (void)err, (void)errlen;
-    if (bytes > f->buffer_bytes[dev]) {
-        f->buffer[dev] = realloc(f->buffer[dev], bytes);
-        f->buffer_bytes[dev] = bytes;
+    if (bytes > f->buffer_bytes[dev][slot]) {
+        f->buffer[dev][slot] = realloc(f->buffer[dev][slot], bytes);
+        f->buffer_bytes[dev][slot] = bytes;
     }
-    return f->buffer[dev];
+    return f->buffer[dev][slot];
 }
 
-static chill_status fake_forward(chill_backend *b, int dev, chill_params *p, const chill_transfer *t,
-                                 chill_error *err) {
-    fake *f = (fake *)b;
+/* A launch: counted in flight, held while the gate is closed, then run on
+ * the CPU at once (t's copies around the kernel), or failed for good. */
+static chill_status fake_run(fake *f, int dev, chill_params *p, const chill_transfer *t, chill_error *err) {
     pthread_mutex_lock(&f->lock);
     f->active++;
     f->max_active = f->active > f->max_active ? f->active : f->max_active;
@@ -73,13 +75,12 @@ static chill_status fake_forward(chill_backend *b, int dev, chill_params *p, con
         pthread_cond_wait(&f->cond, &f->lock);
     f->waiting--;
     f->launches[dev]++;
+    pthread_cond_broadcast(&f->cond);
     f->last_thread = pthread_self();
     f->last_batch = (int)p->batch;
     int failing = f->fail_device == dev;
-    if (failing) {
+    if (failing)
         f->healthy[dev] = 0;
-        f->active--;
-    }
     pthread_mutex_unlock(&f->lock);
     if (failing) {
         snprintf(err->message, sizeof err->message, "fake: device %d lost", dev);
@@ -90,10 +91,40 @@ static chill_status fake_forward(chill_backend *b, int dev, chill_params *p, con
     chill_status st = chill_forward(p, err);
     if (t != NULL && st == CHILL_OK)
         chill_test_run_copies(t->out, t->n_out, 0);
+    return st;
+}
+
+static void fake_ended(fake *f) {
     pthread_mutex_lock(&f->lock);
     f->active--;
     pthread_mutex_unlock(&f->lock);
+}
+
+static chill_status fake_forward(chill_backend *b, int dev, chill_params *p, chill_error *err) {
+    chill_status st = fake_run((fake *)b, dev, p, NULL, err);
+    fake_ended((fake *)b);
     return st;
+}
+
+static chill_status fake_start(chill_backend *b, int dev, int slot, chill_params *p, const chill_transfer *t,
+                               chill_error *err) {
+    (void)slot;
+    return fake_run((fake *)b, dev, p, t, err);
+}
+
+/* Waits while finishes are held; the launch then ends. */
+static chill_status fake_finish(chill_backend *b, int dev, int slot, chill_error *err) {
+    fake *f = (fake *)b;
+    (void)dev, (void)slot, (void)err;
+    pthread_mutex_lock(&f->lock);
+    f->holding++;
+    pthread_cond_broadcast(&f->cond);
+    while (f->hold_finish)
+        pthread_cond_wait(&f->cond, &f->lock);
+    f->holding--;
+    pthread_mutex_unlock(&f->lock);
+    fake_ended(f);
+    return CHILL_OK;
 }
 
 static int fake_healthy(chill_backend *b, int dev) {
@@ -104,13 +135,17 @@ static int fake_healthy(chill_backend *b, int dev) {
     return h;
 }
 
-static uint64_t fake_memory(chill_backend *b, int dev) { return ((fake *)b)->buffer_bytes[dev]; }
+static uint64_t fake_memory(chill_backend *b, int dev) {
+    fake *f = (fake *)b;
+    return f->buffer_bytes[dev][0] + f->buffer_bytes[dev][1];
+}
 
 static fake *the_fake;
 
 static void fake_destroy(chill_backend *b) {
     fake *f = (fake *)b;
-    free(f->buffer[0]), free(f->buffer[1]);
+    for (int i = 0; i < 4; i++)
+        free(f->buffer[i / 2][i % 2]);
     pthread_mutex_destroy(&f->lock);
     pthread_cond_destroy(&f->cond);
     free(f);
@@ -125,23 +160,36 @@ static chill_backend *fake_create(int n_devices) {
     f->healthy[0] = f->healthy[1] = 1;
     f->base = (chill_backend){.kind = "fake", .n_devices = n_devices, .max_launch_bytes = SIZE_MAX,
                               .device_name = fake_name, .device_ordinal = fake_ordinal,
-                              .in_place = fake_in_place, .buffer = fake_buffer,
-                              .forward = fake_forward, .healthy = fake_healthy, .memory_used = fake_memory,
-                              .destroy = fake_destroy};
+                              .in_place = fake_in_place, .forward = fake_forward, .slots = 1,
+                              .buffer = fake_buffer, .start = fake_start, .finish = fake_finish,
+                              .healthy = fake_healthy, .memory_used = fake_memory, .destroy = fake_destroy};
     return &f->base;
 }
 
-static void gate(int closed) {
+/* Sets one of the fake's switches and wakes the launches that wait on it. */
+static void set_switch(int *sw, int value) {
     pthread_mutex_lock(&the_fake->lock);
-    the_fake->gate_closed = closed;
+    *sw = value;
     pthread_cond_broadcast(&the_fake->cond);
     pthread_mutex_unlock(&the_fake->lock);
 }
+
+static void gate(int closed) { set_switch(&the_fake->gate_closed, closed); }
+
+static void hold_finishes(int hold) { set_switch(&the_fake->hold_finish, hold); }
 
 /* Waits until a launch is held at the gate. */
 static void wait_held(void) {
     pthread_mutex_lock(&the_fake->lock);
     while (the_fake->waiting == 0)
+        pthread_cond_wait(&the_fake->cond, &the_fake->lock);
+    pthread_mutex_unlock(&the_fake->lock);
+}
+
+/* Waits until device 0 has started n launches and a finish() is held. */
+static void wait_started_and_holding(int n) {
+    pthread_mutex_lock(&the_fake->lock);
+    while (the_fake->launches[0] < n || the_fake->holding == 0)
         pthread_cond_wait(&the_fake->cond, &the_fake->lock);
     pthread_mutex_unlock(&the_fake->lock);
 }
@@ -489,6 +537,37 @@ START_TEST(a_direct_request_past_its_deadline_is_answered_once) {
 }
 END_TEST
 
+/* With devices.gpu_slots launches in flight at once: while the completer
+ * waits for the first launch (its finish held), the worker starts the next
+ * ones until every slot is taken, and no more; nothing is answered before
+ * its launch finishes, and each request is answered once with its own
+ * result. */
+START_TEST(the_worker_keeps_up_to_slots_launches_in_flight) {
+    cfg.batching = 0;
+    for (int slots = 1; slots <= 2; slots++) {
+        n_done = 0;
+        chill_backend *b = fake_create(1);
+        b->slots = slots;
+        chill_scheduler *s = chill_scheduler_create(&cfg, b);
+        hold_finishes(1);
+        for (int i = 0; i < 3; i++)
+            ck_assert_int_eq(chill_submit(s, make(i)), CHILL_SUBMIT_OK);
+        wait_started_and_holding(slots);
+        struct timespec pause = {0, 20 * 1000 * 1000};
+        nanosleep(&pause, NULL); /* room for a launch too many */
+        ck_assert_int_eq(the_fake->launches[0], slots);
+        ck_assert_int_eq(the_fake->active, slots);
+        ck_assert_int_eq(n_done, 0);
+        hold_finishes(0);
+        wait_done(3);
+        ck_assert_int_eq(the_fake->max_active, slots);
+        for (int i = 0; i < 3; i++)
+            check_result(i);
+        chill_scheduler_destroy(s);
+    }
+}
+END_TEST
+
 Suite *chill_test_suite(void) {
     Suite *s = suite_create("server_scheduler");
     TCase *tc = tcase_create("scheduler");
@@ -506,6 +585,7 @@ Suite *chill_test_suite(void) {
     tcase_add_test(tc, a_request_arriving_during_a_direct_run_waits_for_it);
     tcase_add_test(tc, a_request_that_may_batch_or_is_over_the_limit_goes_to_the_worker);
     tcase_add_test(tc, a_direct_request_past_its_deadline_is_answered_once);
+    tcase_add_test(tc, the_worker_keeps_up_to_slots_launches_in_flight);
     suite_add_tcase(s, tc);
     return s;
 }
