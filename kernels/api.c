@@ -8,16 +8,14 @@
  * never negative; with cu_seqlens, seq_lens (optional) count the valid rows
  * of each packed sequence. seq_lens and cu_seqlens are checked when they are
  * host memory; a CUDA call may pass them in device memory instead, and then
- * its kernel reads them in place. */
+ * its kernel reads them in place. Where each pointer lives is asked of CUDA
+ * once per call (a chill_where, kernels/backend.h), read by the checks here
+ * and handed to the CUDA backend. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-
-#ifdef CHILL_WITH_CUDA
-#include <cuda_runtime_api.h>
-#endif
 
 #include "backend.h"
 #include "registry.h"
@@ -127,29 +125,29 @@ static chill_status check_mask(const chill_mask *m, chill_error *err) {
             return s_;                \
     } while (0)
 
-#ifdef CHILL_WITH_CUDA
-/* Whether any of the call's lengths and offsets is device memory. A CUDA call
- * may pass them so (its kernel reads them in place); they cannot be read, so
- * not checked, here. */
-static int lengths_on_device(const chill_params *p) {
-    const int32_t *arrays[] = {p->seq_lens_q, p->seq_lens_k, p->cu_seqlens_q, p->cu_seqlens_k};
-    for (int i = 0; i < 4; i++) {
-        struct cudaPointerAttributes a;
-        if (arrays[i] == NULL)
-            continue;
-        if (cudaPointerGetAttributes(&a, arrays[i]) != cudaSuccess)
-            cudaGetLastError(); /* not known to CUDA: host memory */
-        else if (a.type == cudaMemoryTypeDevice)
-            return 1;
-    }
-    return 0;
-}
-#else
-static int lengths_on_device(const chill_params *p) {
+#ifndef CHILL_WITH_CUDA
+/* Without CUDA every pointer is host memory. */
+static void chill_cuda_locate_lengths(const chill_params *p, chill_where *w) {
     (void)p;
-    return 0;
+    w->seq_lens_q = w->seq_lens_k = w->cu_seqlens_q = w->cu_seqlens_k = (chill_place){CHILL_MEM_HOST, -1};
+}
+
+/* Without CUDA every pointer is host memory. */
+static void chill_cuda_locate_tensors(const chill_params *p, chill_where *w) {
+    (void)p;
+    w->q = w->k = w->v = w->out = w->lse = (chill_place){CHILL_MEM_HOST, -1};
 }
 #endif
+
+/* Records in w where the call's lengths and offsets live; whether any is
+ * device memory. A CUDA call may pass them so (its kernel reads them in
+ * place); they cannot be read, so not checked, here. Managed memory counts as
+ * host memory here: it can be read. */
+static int lengths_on_device(const chill_params *p, chill_where *w) {
+    chill_cuda_locate_lengths(p, w);
+    return w->seq_lens_q.mem == CHILL_MEM_DEVICE || w->seq_lens_k.mem == CHILL_MEM_DEVICE ||
+           w->cu_seqlens_q.mem == CHILL_MEM_DEVICE || w->cu_seqlens_k.mem == CHILL_MEM_DEVICE;
+}
 
 /* The call's geometry: extents, heads, lengths, packing, mask and q_offset,
  * all that the attended pairs depend on; the contents of the length and
@@ -181,8 +179,9 @@ static chill_status check_geometry(const chill_params *v, int read_arrays, chill
     return CHILL_OK;
 }
 
-/* Checks *p and copies it to *v with the defaults filled in. */
-static chill_status validate(const chill_params *p, chill_params *v, chill_error *err) {
+/* Checks *p and copies it to *v with the defaults filled in; records in w
+ * where its pointers live. */
+static chill_status validate(const chill_params *p, chill_params *v, chill_where *w, chill_error *err) {
     if (p == NULL)
         return INVALID("params is NULL");
     *v = *p;
@@ -191,7 +190,7 @@ static chill_status validate(const chill_params *p, chill_params *v, chill_error
     if (v->head_dim < CHILL_HEAD_DIM_MIN || v->head_dim > CHILL_HEAD_DIM_MAX || v->head_dim % 8 != 0)
         return INVALID("head_dim = %lld: accepted %d..%d, a multiple of 8", (long long)v->head_dim, CHILL_HEAD_DIM_MIN,
                        CHILL_HEAD_DIM_MAX);
-    int device_lengths = lengths_on_device(v);
+    int device_lengths = lengths_on_device(v, w);
     CHECK(check_geometry(v, !device_lengths, err));
     int packed = v->cu_seqlens_q != NULL;
     size_t es = chill_dtype_size(v->dtype);
@@ -202,11 +201,10 @@ static chill_status validate(const chill_params *p, chill_params *v, chill_error
     if (v->lse.data != NULL) {
         CHECK(check_tensor("lse", &v->lse, packed, v->batch, v->heads_q, v->seq_q, 1, sizeof(float), err));
     }
-#ifdef CHILL_WITH_CUDA
-    if (device_lengths && !chill_cuda_owns(v))
+    chill_cuda_locate_tensors(v, w);
+    if (device_lengths && w->q.mem == CHILL_MEM_HOST)
         return INVALID("seq_lens / cu_seqlens are device memory but q is host memory: the CPU kernel reads them "
                        "from host memory");
-#endif
     if (!isfinite(v->sm_scale) || v->sm_scale < 0.0f)
         return INVALID("sm_scale = %g: accepted a finite value >= 0 (0: 1/sqrt(head_dim))", (double)v->sm_scale);
     if (v->sm_scale == 0.0f)
@@ -218,12 +216,13 @@ static chill_status validate(const chill_params *p, chill_params *v, chill_error
 
 chill_status chill_forward(const chill_params *p, chill_error *err) {
     chill_params v;
-    chill_status s = validate(p, &v, err);
+    chill_where w;
+    chill_status s = validate(p, &v, &w, err);
     if (s != CHILL_OK)
         return s;
 #ifdef CHILL_WITH_CUDA
-    if (chill_cuda_owns(&v))
-        s = chill_cuda_forward(&v, err);
+    if (w.q.mem != CHILL_MEM_HOST)
+        s = chill_cuda_forward(&v, &w, err);
     else
 #endif
         s = chill_cpu_forward(&v, err);
@@ -256,7 +255,8 @@ static int64_t pairs_of_query(const chill_mask_ops *m, const int64_t *a, int64_t
 /* Needs only the geometry: tensors, dtype and head_dim are not looked at.
  * Lengths in device memory cannot be counted here: -1, as for an invalid call. */
 int64_t chill_attended_pairs(const chill_params *p) {
-    if (p == NULL || lengths_on_device(p) || check_geometry(p, 1, NULL) != CHILL_OK)
+    chill_where w;
+    if (p == NULL || lengths_on_device(p, &w) || check_geometry(p, 1, NULL) != CHILL_OK)
         return -1;
     const chill_params v = *p;
     const chill_mask_ops *m = chill_mask_ops_of(&v.mask);

@@ -1,10 +1,12 @@
-/* The CUDA backend's entry points (kernels/backend.h): whether a call's tensors
- * are device memory, the device-side checks api.c cannot make (where each
- * pointer lives, the architecture, alignment, supported head dims), the choice
- * of a kernel family (fp32: TF32 tensor cores or true fp32) and of a tile
+/* The CUDA backend's entry points (kernels/backend.h): where a call's pointers
+ * live, the device-side checks api.c cannot make (each pointer on the current
+ * device, the architecture, alignment, supported head dims), the choice of a
+ * kernel family (fp32: TF32 tensor cores or true fp32) and of a tile
  * configuration from the tuning table, and the launch on the caller's stream.
- * Nothing here synchronizes or allocates: a call costs a few pointer queries
- * and one kernel launch. */
+ * Nothing here synchronizes or allocates: a call costs one pointer query per
+ * pointer it passes (chill_cuda_locate_*, once per call, however many chunks
+ * it runs as), a cudaGetDevice and one kernel launch per chunk; a device's
+ * compute capability is queried once per process. */
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -61,20 +63,39 @@ int chill_cuda_candidates(chill_dtype dtype, int tf32, int head_dim, int arch, c
     return n;
 }
 
-/* Where ptr lives: 1 device (or managed) memory on device *dev, 0 host, -1 no GPU. */
-static int chill_cuda_where(const void *ptr, int *dev) {
+/* Where ptr lives, from one pointer query (none for NULL): host memory also
+ * when CUDA does not know it or there is no GPU. */
+static chill_place chill_cuda_place(const void *ptr) {
+    chill_place host = {CHILL_MEM_HOST, -1};
     cudaPointerAttributes at;
+    if (ptr == NULL)
+        return host;
     if (cudaPointerGetAttributes(&at, ptr) != cudaSuccess) {
         cudaGetLastError();
-        return -1;
+        return host;
     }
-    *dev = at.device;
-    return at.type == cudaMemoryTypeDevice || at.type == cudaMemoryTypeManaged;
+    if (at.type == cudaMemoryTypeDevice)
+        return {CHILL_MEM_DEVICE, at.device};
+    if (at.type == cudaMemoryTypeManaged)
+        return {CHILL_MEM_MANAGED, at.device};
+    return host;
 }
 
-extern "C" int chill_cuda_owns(const chill_params *p) {
-    int dev;
-    return p->q.data != NULL && chill_cuda_where(p->q.data, &dev) == 1;
+extern "C" void chill_cuda_locate_lengths(const chill_params *p, chill_where *w) {
+    w->seq_lens_q = chill_cuda_place(p->seq_lens_q);
+    w->seq_lens_k = chill_cuda_place(p->seq_lens_k);
+    w->cu_seqlens_q = chill_cuda_place(p->cu_seqlens_q);
+    w->cu_seqlens_k = chill_cuda_place(p->cu_seqlens_k);
+}
+
+extern "C" void chill_cuda_locate_tensors(const chill_params *p, chill_where *w) {
+    const chill_place host = {CHILL_MEM_HOST, -1};
+    w->q = chill_cuda_place(p->q.data);
+    const int gpu = w->q.mem != CHILL_MEM_HOST;
+    w->k = gpu ? chill_cuda_place(p->k.data) : host;
+    w->v = gpu ? chill_cuda_place(p->v.data) : host;
+    w->out = gpu ? chill_cuda_place(p->out.data) : host;
+    w->lse = gpu ? chill_cuda_place(p->lse.data) : host;
 }
 
 static int chill_cuda_sticky(cudaError_t e) {
@@ -133,18 +154,16 @@ static int chill_cuda_use_tf32(const chill_params *p, int arch) {
            chill_cuda_aligned(&p->out, sizeof(float), 8);
 }
 
-/* Each of the call's device tensors: on the current device, and 16-byte
- * aligned for the tensor-core kernels' cp.async. */
-static chill_status chill_cuda_check_tensor(const char *name, const void *ptr, const int64_t *stride, size_t elem,
-                                            int align, int device, chill_error *err) {
-    int dev = -1;
-    int where = chill_cuda_where(ptr, &dev);
-    if (where != 1)
+/* Each of the call's device tensors (at, where ptr lives): on the current
+ * device, and 16-byte aligned for the tensor-core kernels' cp.async. */
+static chill_status chill_cuda_check_tensor(const char *name, const void *ptr, chill_place at, const int64_t *stride,
+                                            size_t elem, int align, int device, chill_error *err) {
+    if (at.mem == CHILL_MEM_HOST)
         return chill_fail(err, CHILL_ERR_INVALID,
                           "%s is host memory while q is device memory: pass every tensor of a GPU call on the device",
                           name);
-    if (dev != device)
-        return chill_fail(err, CHILL_ERR_INVALID, "%s is on device %d but the current device is %d", name, dev,
+    if (at.device != device)
+        return chill_fail(err, CHILL_ERR_INVALID, "%s is on device %d but the current device is %d", name, at.device,
                           device);
     if (align > 1) {
         if ((uintptr_t)ptr % align != 0)
@@ -160,19 +179,20 @@ static chill_status chill_cuda_check_tensor(const char *name, const void *ptr, c
     return CHILL_OK;
 }
 
-/* A length or offset array (n entries): device memory on this device is read
- * by the kernel in place; host memory (what api.c validates) is copied into
- * the kernel parameters, up to CHILL_CUDA_INLINE_SEQS sequences. */
-static chill_status chill_cuda_seq_array(const char *name, const int32_t *ptr, int64_t n, int bit, int32_t *inl,
-                                         const int32_t **dev_out, int *flags, int device, chill_error *err) {
+/* A length or offset array (n entries, at: where it lives): device memory on
+ * this device is read by the kernel in place; host memory (what api.c
+ * validates) is copied into the kernel parameters, up to
+ * CHILL_CUDA_INLINE_SEQS sequences. */
+static chill_status chill_cuda_seq_array(const char *name, const int32_t *ptr, chill_place at, int64_t n, int bit,
+                                         int32_t *inl, const int32_t **dev_out, int *flags, int device,
+                                         chill_error *err) {
     *dev_out = NULL;
     if (ptr == NULL)
         return CHILL_OK;
-    int dev = -1;
-    if (chill_cuda_where(ptr, &dev) == 1) {
-        if (dev != device)
-            return chill_fail(err, CHILL_ERR_INVALID, "%s is on device %d but the current device is %d", name, dev,
-                              device);
+    if (at.mem != CHILL_MEM_HOST) {
+        if (at.device != device)
+            return chill_fail(err, CHILL_ERR_INVALID, "%s is on device %d but the current device is %d", name,
+                              at.device, device);
         *dev_out = ptr;
         return CHILL_OK;
     }
@@ -186,13 +206,39 @@ static chill_status chill_cuda_seq_array(const char *name, const int32_t *ptr, i
     return CHILL_OK;
 }
 
-chill_status chill_cuda_prepare(const chill_params *p, int *arch, chill_cuda_args *a, chill_error *err) {
+/* Compute capabilities by device ordinal, as major << 16 | minor; 0 until
+ * first asked. A device's never changes within a process, so threads that
+ * fill an entry at once store the same value. */
+#define CHILL_CUDA_MAX_DEVICES 64
+static int chill_cuda_capability[CHILL_CUDA_MAX_DEVICES];
+
+/* The calling thread's current device (asked each call: it is per thread and
+ * the caller may switch it) and its compute capability (asked once per device
+ * ordinal below CHILL_CUDA_MAX_DEVICES). */
+static cudaError_t chill_cuda_current(int *device, int *major, int *minor) {
+    cudaError_t e = cudaGetDevice(device);
+    if (e != cudaSuccess)
+        return e;
+    const int cached = (unsigned)*device < CHILL_CUDA_MAX_DEVICES
+                           ? __atomic_load_n(&chill_cuda_capability[*device], __ATOMIC_RELAXED)
+                           : 0;
+    if (cached != 0) {
+        *major = cached >> 16;
+        *minor = cached & 0xffff;
+        return cudaSuccess;
+    }
+    e = cudaDeviceGetAttribute(major, cudaDevAttrComputeCapabilityMajor, *device);
+    if (e == cudaSuccess)
+        e = cudaDeviceGetAttribute(minor, cudaDevAttrComputeCapabilityMinor, *device);
+    if (e == cudaSuccess && (unsigned)*device < CHILL_CUDA_MAX_DEVICES)
+        __atomic_store_n(&chill_cuda_capability[*device], *major << 16 | *minor, __ATOMIC_RELAXED);
+    return e;
+}
+
+chill_status chill_cuda_prepare(const chill_params *p, const chill_where *w, int *arch, chill_cuda_args *a,
+                                chill_error *err) {
     int device, major, minor;
-    cudaError_t e = cudaGetDevice(&device);
-    if (e == cudaSuccess)
-        e = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
-    if (e == cudaSuccess)
-        e = cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device);
+    cudaError_t e = chill_cuda_current(&device, &major, &minor);
     if (e != cudaSuccess) {
         cudaGetLastError();
         return chill_fail(err, CHILL_ERR_DEVICE, "cannot query the current CUDA device: %s", cudaGetErrorString(e));
@@ -214,24 +260,24 @@ chill_status chill_cuda_prepare(const chill_params *p, int *arch, chill_cuda_arg
     size_t elem = chill_dtype_size(p->dtype);
     int align = p->dtype == CHILL_F32 ? 1 : 16;
     chill_status st;
-    if ((st = chill_cuda_check_tensor("q", p->q.data, p->q.stride, elem, align, device, err)) != CHILL_OK ||
-        (st = chill_cuda_check_tensor("k", p->k.data, p->k.stride, elem, align, device, err)) != CHILL_OK ||
-        (st = chill_cuda_check_tensor("v", p->v.data, p->v.stride, elem, align, device, err)) != CHILL_OK ||
-        (st = chill_cuda_check_tensor("out", p->out.data, p->out.stride, elem, p->dtype == CHILL_F32 ? 1 : 4,
+    if ((st = chill_cuda_check_tensor("q", p->q.data, w->q, p->q.stride, elem, align, device, err)) != CHILL_OK ||
+        (st = chill_cuda_check_tensor("k", p->k.data, w->k, p->k.stride, elem, align, device, err)) != CHILL_OK ||
+        (st = chill_cuda_check_tensor("v", p->v.data, w->v, p->v.stride, elem, align, device, err)) != CHILL_OK ||
+        (st = chill_cuda_check_tensor("out", p->out.data, w->out, p->out.stride, elem, p->dtype == CHILL_F32 ? 1 : 4,
                                       device, err)) != CHILL_OK)
         return st;
-    if (p->lse.data != NULL &&
-        (st = chill_cuda_check_tensor("lse", p->lse.data, p->lse.stride, sizeof(float), 1, device, err)) != CHILL_OK)
+    if (p->lse.data != NULL && (st = chill_cuda_check_tensor("lse", p->lse.data, w->lse, p->lse.stride, sizeof(float),
+                                                             1, device, err)) != CHILL_OK)
         return st;
     a->inline_seqs = 0;
-    if ((st = chill_cuda_seq_array("seq_lens_q", p->seq_lens_q, p->batch, 1, a->seqs.lens_q, &a->seq_lens_q,
-                                   &a->inline_seqs, device, err)) != CHILL_OK ||
-        (st = chill_cuda_seq_array("seq_lens_k", p->seq_lens_k, p->batch, 2, a->seqs.lens_k, &a->seq_lens_k,
-                                   &a->inline_seqs, device, err)) != CHILL_OK ||
-        (st = chill_cuda_seq_array("cu_seqlens_q", p->cu_seqlens_q, p->batch + 1, 4, a->seqs.cu_q, &a->cu_q,
-                                   &a->inline_seqs, device, err)) != CHILL_OK ||
-        (st = chill_cuda_seq_array("cu_seqlens_k", p->cu_seqlens_k, p->batch + 1, 8, a->seqs.cu_k, &a->cu_k,
-                                   &a->inline_seqs, device, err)) != CHILL_OK)
+    if ((st = chill_cuda_seq_array("seq_lens_q", p->seq_lens_q, w->seq_lens_q, p->batch, 1, a->seqs.lens_q,
+                                   &a->seq_lens_q, &a->inline_seqs, device, err)) != CHILL_OK ||
+        (st = chill_cuda_seq_array("seq_lens_k", p->seq_lens_k, w->seq_lens_k, p->batch, 2, a->seqs.lens_k,
+                                   &a->seq_lens_k, &a->inline_seqs, device, err)) != CHILL_OK ||
+        (st = chill_cuda_seq_array("cu_seqlens_q", p->cu_seqlens_q, w->cu_seqlens_q, p->batch + 1, 4, a->seqs.cu_q,
+                                   &a->cu_q, &a->inline_seqs, device, err)) != CHILL_OK ||
+        (st = chill_cuda_seq_array("cu_seqlens_k", p->cu_seqlens_k, w->cu_seqlens_k, p->batch + 1, 8, a->seqs.cu_k,
+                                   &a->cu_k, &a->inline_seqs, device, err)) != CHILL_OK)
         return st;
 
     a->q = p->q.data;
@@ -300,10 +346,12 @@ static chill_status chill_cuda_forced_config(const chill_params *p, int arch, in
                       chill_cuda_family_name(p->dtype, tf32), (long long)p->head_dim, list);
 }
 
-static chill_status chill_cuda_forward_chunk(const chill_params *p, chill_error *err) {
+/* One launch: p has at most CHILL_CUDA_INLINE_SEQS sequences, w says where
+ * its pointers live. */
+static chill_status chill_cuda_forward_chunk(const chill_params *p, const chill_where *w, chill_error *err) {
     int arch;
     chill_cuda_args a;
-    chill_status st = chill_cuda_prepare(p, &arch, &a, err);
+    chill_status st = chill_cuda_prepare(p, w, &arch, &a, err);
     if (st != CHILL_OK)
         return st;
     const int tf32 = chill_cuda_use_tf32(p, arch);
@@ -345,11 +393,13 @@ static chill_params chill_cuda_chunk(const chill_params *p, int64_t b0, int64_t 
 
 /* A call with more sequences than the kernel parameters carry (the daemon's
  * packed batches can have more) runs as several launches on the same stream,
- * CHILL_CUDA_INLINE_SEQS sequences each; nothing waits between them. */
-extern "C" chill_status chill_cuda_forward(const chill_params *p, chill_error *err) {
+ * CHILL_CUDA_INLINE_SEQS sequences each; nothing waits between them. A
+ * chunk's pointers are offsets into the call's allocations, so they live
+ * where w says the call's do. */
+extern "C" chill_status chill_cuda_forward(const chill_params *p, const chill_where *w, chill_error *err) {
     for (int64_t b0 = 0; b0 < p->batch; b0 += CHILL_CUDA_INLINE_SEQS) {
         chill_params c = chill_cuda_chunk(p, b0, std::min<int64_t>(CHILL_CUDA_INLINE_SEQS, p->batch - b0));
-        chill_status st = chill_cuda_forward_chunk(&c, err);
+        chill_status st = chill_cuda_forward_chunk(&c, w, err);
         if (st != CHILL_OK)
             return st;
     }

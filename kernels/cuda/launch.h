@@ -104,8 +104,12 @@ const chill_cuda_config *chill_cuda_tuned_config(int arch, chill_dtype dtype, in
  * "FP32", "FP16", "BF16", or "TF32" (fp32 with tf32). */
 const char *chill_cuda_family_name(chill_dtype dtype, int tf32);
 
-/* Validates p against the device and fills a (dispatch.cu). */
-chill_status chill_cuda_prepare(const chill_params *p, int *arch, chill_cuda_args *a, chill_error *err);
+struct chill_where; /* kernels/backend.h */
+
+/* Validates p against the device, its pointers where w says they live, and
+ * fills a (dispatch.cu). */
+chill_status chill_cuda_prepare(const chill_params *p, const struct chill_where *w, int *arch, chill_cuda_args *a,
+                                chill_error *err);
 
 /* Launches config on p's stream and checks the launch (dispatch.cu). */
 chill_status chill_cuda_launch(const chill_params *p, const chill_cuda_args *a, const chill_cuda_config *config,

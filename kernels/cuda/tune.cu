@@ -43,7 +43,10 @@ static chill_status chill_tune_time(const chill_params *p, const chill_cuda_conf
                                     chill_error *err) {
     int arch;
     chill_cuda_args a;
-    chill_status st = chill_cuda_prepare(p, &arch, &a, err);
+    chill_where w;
+    chill_cuda_locate_lengths(p, &w);
+    chill_cuda_locate_tensors(p, &w);
+    chill_status st = chill_cuda_prepare(p, &w, &arch, &a, err);
     for (int i = 0; i < 3 && st == CHILL_OK; i++)
         st = chill_cuda_launch(p, &a, c, err);
     cudaEvent_t e0, e1;
