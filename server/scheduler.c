@@ -362,16 +362,16 @@ static void end_packed(device_queue *d, int slot, chill_request **batch, int n, 
     after_launch(d, batch, n, st, err);
 }
 
-/* Runs one batch to its end on this thread (a packed one in slot) and fills
- * every request's status (not done() yet). */
-static void run_batch(device_queue *d, chill_request **batch, int n, int slot) {
+/* Runs one batch to its end on this thread (a packed one in slot 0: nothing
+ * else is in flight) and fills every request's status (not done() yet). */
+static void run_batch(device_queue *d, chill_request **batch, int n) {
     if (runs_in_place(d->s->b, batch[0])) {
         run_in_place(d, batch, n);
         return;
     }
     chill_error err = {0};
-    chill_status st = start_packed(d, slot, batch, n, &err);
-    end_packed(d, slot, batch, n, st, &err);
+    chill_status st = start_packed(d, 0, batch, n, &err);
+    end_packed(d, 0, batch, n, st, &err);
 }
 
 /* done() for the n requests computed, and the end of all total taken. */
@@ -505,16 +505,16 @@ static int runs_direct(chill_scheduler *s, const device_queue *d, const chill_re
     return !s->batching || s->max_queue_delay_ns == 0 || r->device >= 0;
 }
 
-/* Runs r, which runs_direct() chose and marked its device busy for, in
- * slot 0 (nothing else is in flight). Requests arriving meanwhile queue; the
- * worker starts them once the device is free. A request already past its
- * deadline is answered 504 instead (once). */
+/* Runs r, which runs_direct() chose and marked its device busy for.
+ * Requests arriving meanwhile queue; the worker starts them once the device
+ * is free. A request already past its deadline is answered 504 instead
+ * (once). */
 static void run_direct(device_queue *d, chill_request *r) {
     chill_scheduler *s = d->s;
     int n = 1;
     answer_expired(&r, &n);
     if (n > 0)
-        run_batch(d, &r, 1, 0);
+        run_batch(d, &r, 1);
     pthread_mutex_lock(&s->lock);
     d->busy = 0;
     if (d->count > 0 || s->stopping) /* else the worker has nothing to wake for */
