@@ -50,7 +50,7 @@ static const field devices_fields[] = {
           "after a launch, how long a device worker polls its queue before it sleeps, while its last request came "
           "that soon after it went idle (microseconds; 0: sleep at once)"),
     FIELD("direct_max_mflop", F_I64, direct_max_mflop, 0, INT64_MAX,
-          "a request that finds its device idle and cannot join a batch runs on the thread that received it, "
+          "a request that finds its device idle and would not wait for a batch runs on the thread that received it, "
           "without a hand-off to the device worker, when it takes at most this many MFLOP (4 * head_dim per "
           "attended pair; 0: always hand off)"),
     {0},
@@ -59,7 +59,8 @@ static const field devices_fields[] = {
 static const field batching_fields[] = {
     FIELD("enabled", F_BOOL, batching, 0, 1, "pack requests of the same key into one varlen launch"),
     FIELD("max_queue_delay_us", F_I64, max_queue_delay_us, 0, 10000000,
-          "how long the first request of a batch waits for others (microseconds; 0: only those already queued)"),
+          "how long the first request of a batch waits for others at most (microseconds; not while none is on its "
+          "way or in flight; 0: only those already queued)"),
     FIELD("max_batch_tokens", F_I64, max_batch_tokens, 1, INT32_MAX,
           "most query plus key tokens in one launch"),
     FIELD("max_batch_requests", F_INT, max_batch_requests, 1, 4096, "most requests in one launch"),

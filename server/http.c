@@ -1,5 +1,6 @@
 /* The libmicrohttpd daemon and the life of one HTTP request: accumulate the
- * body (within the limit, binary part aligned), route it, and for infer:
+ * body (within the limit, binary part aligned; an infer's arrival announced
+ * to the scheduler, so that batches wait for it), route it, and for infer:
  * decode, suspend, submit; done() resumes the connection (from the worker,
  * or from this thread when the scheduler ran the request here) and the
  * response (JSON header plus binary outputs, sent from the infer's own
@@ -22,6 +23,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "protocol.h"
+#include "scheduler.h"
 
 #define BODY_ALIGN 64
 
@@ -47,6 +49,7 @@ typedef struct conn {
     char bad_header[160];
     chill_model *model;       /* infer: the model */
     chill_infer *inf;         /* infer: submitted, not yet answered */
+    int announced;            /* an infer on its way (chill_scheduler_announce), until submitted */
     int submitted;
     int state;                /* enum infer_state, atomic: the submitting thread and done() meet here */
 } conn;
@@ -179,6 +182,8 @@ static enum MHD_Result start_infer(conn *k) {
     k->inf->req.done = on_done;
     k->inf->req.user = k;
     k->inf->req.run_here = 1;
+    k->inf->req.announced = k->announced;
+    k->announced = 0;
     chill_metric_add(chill_m.in_flight, 1, k->model->name);
     k->state = SUBMITTING;
     k->submitted = 1;
@@ -254,11 +259,17 @@ static void append(conn *k, const char *data, size_t n) {
     k->len += n;
 }
 
-static conn *conn_new(chill_http *h, struct MHD_Connection *mc) {
+/* A request whose headers have arrived. An infer is announced to the
+ * scheduler while its body arrives, so that batches wait for it. */
+static conn *conn_new(chill_http *h, struct MHD_Connection *mc, const char *method, const char *url) {
     conn *k = calloc(1, sizeof *k);
     k->h = h;
     k->mc = mc;
     k->t0 = chill_now_ns();
+    if (strcmp(method, MHD_HTTP_METHOD_POST) == 0 && strstr(url, "/infer") != NULL) {
+        k->announced = 1;
+        chill_scheduler_announce(h->ctx.s);
+    }
     read_header_len(k);
     const char *cl = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     unsigned long long n = cl != NULL ? strtoull(cl, NULL, 10) : 0;
@@ -284,7 +295,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *mc, const char *
     conn *k = *con_cls;
     (void)version;
     if (k == NULL) {
-        *con_cls = conn_new(h, mc);
+        *con_cls = conn_new(h, mc, method, url);
         return MHD_YES;
     }
     if (*upload_size > 0) {
@@ -314,6 +325,8 @@ static void completed(void *cls, struct MHD_Connection *mc, void **con_cls, enum
     (void)toe;
     if (k == NULL)
         return;
+    if (k->announced)
+        chill_scheduler_withdraw(k->h->ctx.s);
     if (k->inf != NULL) {
         chill_infer_free(k->inf);
         free(k->inf);

@@ -293,6 +293,8 @@ void chill_metrics_init(void) {
         "Inference requests accepted and not yet answered.", "model");
     chill_m.queued = chill_metric_gauge("chill_requests_queued",
         "Requests waiting in a device queue.", "device");
+    chill_m.receiving = chill_metric_gauge("chill_requests_receiving",
+        "Inference requests whose body is still arriving; batches wait for them.", "");
     chill_m.device_memory = chill_metric_gauge("chill_device_memory_used_bytes",
         "Memory held by chilld on a device (its buffer pool).", "device");
     chill_m.device_healthy = chill_metric_gauge("chill_device_healthy",

@@ -45,6 +45,7 @@ struct chill_server_metrics {
     chill_metric *bytes_out;         /* chill_sent_bytes_total{model} */
     chill_metric *in_flight;         /* chill_requests_in_flight{model} */
     chill_metric *queued;            /* chill_requests_queued{device} */
+    chill_metric *receiving;         /* chill_requests_receiving */
     chill_metric *device_memory;     /* chill_device_memory_used_bytes{device} */
     chill_metric *device_healthy;    /* chill_device_healthy{device} */
 };

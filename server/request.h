@@ -28,6 +28,7 @@ struct chill_request {
     uint64_t deadline_ns;    /* CLOCK_MONOTONIC; 0: none. Past it the request fails, 504 */
     int run_here;            /* the submitting thread may run it (an HTTP pool thread may; the socket's
                                 one loop thread, which serves every connection, may not) */
+    int announced;           /* chill_scheduler_announce() was called for it; submitting settles that */
 
     /* Filled in by the scheduler before done() is called. */
     chill_status status;

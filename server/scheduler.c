@@ -63,6 +63,7 @@ struct chill_scheduler {
     device_queue *devs;
     int flushing, draining, stopping;
     int in_flight;
+    int arriving;            /* requests a transport is still receiving (chill_scheduler_announce) */
 };
 
 uint64_t chill_now_ns(void) {
@@ -113,6 +114,36 @@ static void fail(chill_request *r, chill_status st, int http, const char *msg) {
     if (r->t_start_ns == 0)
         r->t_start_ns = r->t_end_ns;
     r->done(r);
+}
+
+/* Whether no other request could join a batch of n now: none is on its way
+ * and every request in flight is in it. Caller holds the lock. */
+static int alone(const chill_scheduler *s, int n) {
+    return s->arriving == 0 && s->in_flight == n;
+}
+
+/* One request announced is no longer on its way; when none is left, the
+ * workers with batches waiting for company look again. Caller holds the
+ * lock. */
+static void settle(chill_scheduler *s) {
+    chill_metric_set(chill_m.receiving, --s->arriving);
+    if (s->arriving > 0)
+        return;
+    for (int i = 0; i < s->b->n_devices; i++)
+        if (s->devs[i].count > 0)
+            pthread_cond_signal(&s->devs[i].cond);
+}
+
+void chill_scheduler_announce(chill_scheduler *s) {
+    pthread_mutex_lock(&s->lock);
+    chill_metric_set(chill_m.receiving, ++s->arriving);
+    pthread_mutex_unlock(&s->lock);
+}
+
+void chill_scheduler_withdraw(chill_scheduler *s) {
+    pthread_mutex_lock(&s->lock);
+    settle(s);
+    pthread_mutex_unlock(&s->lock);
 }
 
 static void finished(chill_scheduler *s, int n) {
@@ -232,7 +263,7 @@ static int next_batch(chill_scheduler *s, device_queue *d, chill_request **batch
         }
         int full, n = collect(s, d, batch, &full);
         uint64_t until = d->items[0]->t_arrive_ns + (uint64_t)s->max_queue_delay_ns;
-        if (full || s->flushing || chill_now_ns() >= until) {
+        if (full || s->flushing || alone(s, n) || chill_now_ns() >= until) {
             remove_batch(d, batch, n);
             return n;
         }
@@ -495,14 +526,14 @@ static int fits_direct(chill_scheduler *s, const chill_request *r) {
 }
 
 /* Whether r, which fits_direct(), runs at once on the submitting thread: its
- * device is idle with nothing queued and r could not wait for a batch anyway
- * (batching off, no queue delay, or tensors on a GPU). Handing it to the
- * worker instead costs two thread wake-ups, there and back. Caller holds the
- * lock. */
+ * device is idle with nothing queued and r would not wait for a batch
+ * (batching off, no queue delay, tensors on a GPU, or no other request that
+ * could join it). Handing it to the worker instead costs two thread
+ * wake-ups, there and back. Caller holds the lock. */
 static int runs_direct(chill_scheduler *s, const device_queue *d, const chill_request *r) {
     if (!device_idle(d) || d->count > 0)
         return 0;
-    return !s->batching || s->max_queue_delay_ns == 0 || r->device >= 0;
+    return !s->batching || s->max_queue_delay_ns == 0 || r->device >= 0 || alone(s, 1);
 }
 
 /* Runs r, which runs_direct() chose and marked its device busy for.
@@ -528,6 +559,8 @@ static void run_direct(device_queue *d, chill_request *r) {
 chill_submit_result chill_submit(chill_scheduler *s, chill_request *r) {
     int small = fits_direct(s, r);
     pthread_mutex_lock(&s->lock);
+    if (r->announced)
+        settle(s);
     if (s->draining) {
         pthread_mutex_unlock(&s->lock);
         return CHILL_SUBMIT_DRAINING;

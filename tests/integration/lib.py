@@ -12,6 +12,7 @@ decodes responses, and computes the float64 reference with the mask predicate
 of DESIGN.md, independently of libchill.
 """
 import atexit
+import contextlib
 import http.client
 import json
 import math
@@ -361,6 +362,29 @@ def infer(server, model, inputs, parameters=None, binary=True, outputs=("out",),
         body = infer_json_body(inputs, parameters, outputs)
         headers = {"Content-Type": "application/json"}
     return server.request("POST", f"/v2/models/{model}/infer", body, headers, timeout)
+
+
+@contextlib.contextmanager
+def upload_on_its_way(server, model="causal"):
+    """An infer request still arriving: its headers and part of its body sent
+    on a connection of its own, which is closed on exit. Once chilld counts it
+    (chill_requests_receiving), its batches wait for it (up to
+    max_queue_delay_us): it is how a test keeps requests queued."""
+    def receiving():
+        return metric_sum(parse_metrics(server.metrics()), "chill_requests_receiving")
+    before = receiving()
+    head = (f"POST /v2/models/{model}/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n"
+            "Content-Type: application/json\r\n\r\n").encode()
+    s = socket.create_connection(("127.0.0.1", server.port), timeout=10 * SLOW)
+    try:
+        s.sendall(head + b'{"inputs": [')
+        end = time.monotonic() + 10 * SLOW
+        while receiving() < before + 1:
+            assert time.monotonic() < end, "chilld never counted the upload as on its way"
+            time.sleep(0.005)
+        yield s
+    finally:
+        s.close()
 
 
 def parse_metrics(text):

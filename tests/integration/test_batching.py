@@ -4,8 +4,10 @@ layouts; one or two sequences with seq_lens) and one of three masks (so
 requests of different batch keys arrive together), each
 checking its own result against the float64 reference. Batching must never
 mix results, and the batch-size histogram must show that launches of more
-than one request really happened."""
+than one request really happened. A batch waits for company only while some
+could come: requests one at a time are not held for the queue delay."""
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -85,6 +87,33 @@ def test_concurrent_clients_get_their_own_results(server, dt):
     launches = count - count0
     multi = launches - (single - single0)
     assert multi > 0, f"{launches} launches for {requests} requests, none with more than one request"
+
+
+@pytest.fixture(scope="module")
+def long_delay():
+    with lib.Chilld({"batching": {"enabled": True, "max_queue_delay_us": 10000000}}) as s:
+        yield s
+
+
+def test_requests_one_at_a_time_do_not_wait_out_the_delay(long_delay):
+    """With a 10 s queue delay, a request sent alone (nothing else on its way
+    or in flight) is answered at once. Before each: an upload cut short and a
+    request refused 400, which must stop counting as on their way."""
+    rng = np.random.default_rng(7)
+    q, k, v = lib.make_qkv(rng, 1, 2, 2, 8, 8, 16, "FP16")
+    inputs = [("q", q, "FP16"), ("k", k, "FP16"), ("v", v, "FP16")]
+    ref, _ = lib.reference(q, k, v, "causal")
+    for _ in range(3):
+        with lib.upload_on_its_way(long_delay):
+            pass
+        assert lib.infer(long_delay, "causal", inputs[:1])[0] == 400
+        t0 = time.monotonic()
+        status, headers, body = lib.infer(long_delay, "causal", inputs)
+        took = time.monotonic() - t0
+        assert status == 200, body[:200]
+        assert lib.rel_error(lib.decode_infer_response(headers, body)[1]["out"], ref) <= lib.TOL["FP16"]
+        assert took < 5, f"a lone request took {took:.1f} s: it waited out the 10 s queue delay"
+    assert lib.metric_sum(lib.parse_metrics(long_delay.metrics()), "chill_requests_receiving") == 0
 
 
 if __name__ == "__main__":

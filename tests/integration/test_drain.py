@@ -5,8 +5,9 @@ and chilld exits with code 0 in bounded time. Clients that hang up while
 their request waits in the queue do not disturb the daemon either.
 
 To be sure the requests are still in flight when the signal lands, batching
-waits up to two seconds for a batch to fill (max_queue_delay_us) while they
-sit in the queue: the drain must flush that queue, not drop it."""
+waits up to two seconds for a batch to fill (max_queue_delay_us) and an
+upload still on its way keeps them waiting in the queue: the drain must
+flush that queue, not drop it."""
 import signal
 import socket
 import threading
@@ -46,17 +47,18 @@ def test_signal_drains_in_flight_requests(sig):
                 job["result"] = e
 
         threads = [threading.Thread(target=one, args=(j,)) for j in jobs]
-        for t in threads:
-            t.start()
-        end = time.monotonic() + 20 * lib.SLOW
-        n = 0
-        while n < CLIENTS and time.monotonic() < end:
-            n = in_flight(server)
-        assert n == CLIENTS, f"only {n} of {CLIENTS} requests got in flight"
-        assert not any("result" in j for j in jobs), "a request was answered before its batch delay"
-        sent = time.monotonic()
-        server.send_signal(sig)
-        time.sleep(0.2)
+        with lib.upload_on_its_way(server):
+            for t in threads:
+                t.start()
+            end = time.monotonic() + 20 * lib.SLOW
+            n = 0
+            while n < CLIENTS and time.monotonic() < end:
+                n = in_flight(server)
+            assert n == CLIENTS, f"only {n} of {CLIENTS} requests got in flight"
+            assert not any("result" in j for j in jobs), "a request was answered before its batch delay"
+            sent = time.monotonic()
+            server.send_signal(sig)
+            time.sleep(0.2)
         try:
             late = lib.infer(server, "causal", jobs[0]["inputs"], timeout=30)[0]
         except OSError:
@@ -88,16 +90,17 @@ def test_clients_gone_while_queued():
         req = (f"POST /v2/models/causal/infer HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
                f"{head}\r\n").encode() + body
         socks = []
-        for _ in range(5):
-            s = socket.create_connection(("127.0.0.1", server.port), timeout=10 * lib.SLOW)
-            s.sendall(req)
-            socks.append(s)
-        end = time.monotonic() + 10 * lib.SLOW
-        while in_flight(server) < len(socks) and time.monotonic() < end:
-            time.sleep(0.01)
-        assert in_flight(server) == len(socks), "the requests never got in flight"
-        for s in socks:
-            s.close()
+        with lib.upload_on_its_way(server):
+            for _ in range(5):
+                s = socket.create_connection(("127.0.0.1", server.port), timeout=10 * lib.SLOW)
+                s.sendall(req)
+                socks.append(s)
+            end = time.monotonic() + 10 * lib.SLOW
+            while in_flight(server) < len(socks) and time.monotonic() < end:
+                time.sleep(0.01)
+            assert in_flight(server) == len(socks), "the requests never got in flight"
+            for s in socks:
+                s.close()
         while in_flight(server) > 0 and time.monotonic() < end:
             time.sleep(0.01)
         assert in_flight(server) == 0, "requests of closed connections stay in flight"

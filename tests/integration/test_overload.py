@@ -2,7 +2,8 @@
 than that, the excess gets 503 with a Retry-After header and an error body,
 never a dropped connection; every request that is accepted still gets its
 own correct result, and once the load is gone the daemon serves normally.
-A request whose timeout parameter passes while it waits gets 504."""
+A request whose timeout parameter passes while it waits (for a batch, while
+another request is on its way) gets 504."""
 import json
 import threading
 
@@ -69,7 +70,8 @@ def test_timeout_passed_in_the_queue_is_504():
         rng = np.random.default_rng(6)
         q, k, v = lib.make_qkv(rng, 1, 2, 2, 8, 8, 16, "FP32")
         inputs = [("q", q, "FP32"), ("k", k, "FP32"), ("v", v, "FP32")]
-        status, _, body = lib.infer(server, "causal", inputs, {"timeout": 1000})
+        with lib.upload_on_its_way(server):
+            status, _, body = lib.infer(server, "causal", inputs, {"timeout": 1000})
         assert status == 504, body[:300]
         assert json.loads(body)["error"]
         status, headers, body = lib.infer(server, "causal", inputs, {"timeout": 20_000_000})

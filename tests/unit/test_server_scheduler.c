@@ -10,7 +10,9 @@
  * only as long as configured; a request that finds its device idle runs on
  * the submitting thread when the transport allows it and it cannot batch,
  * and a device never runs two launches at once; with launch slots, the
- * worker keeps that many packed launches in flight and no more. */
+ * worker keeps that many packed launches in flight and no more; a batch
+ * waits for a request on its way (announced) and not for company that
+ * cannot come. */
 #include <check.h>
 #include <math.h>
 #include <pthread.h>
@@ -498,7 +500,8 @@ START_TEST(a_request_arriving_during_a_direct_run_waits_for_it) {
 END_TEST
 
 /* No direct run when the request could wait for a batch (batching on with a
- * queue delay, as set up here) or when devices.direct_max_mflop is 0. */
+ * queue delay and another request on its way, as set up here) or when
+ * devices.direct_max_mflop is 0. */
 START_TEST(a_request_that_may_batch_or_is_over_the_limit_goes_to_the_worker) {
     for (int c = 0; c < 2; c++) {
         if (c == 1) {
@@ -507,9 +510,13 @@ START_TEST(a_request_that_may_batch_or_is_over_the_limit_goes_to_the_worker) {
         }
         n_done = 0;
         chill_scheduler *s = chill_scheduler_create(&cfg, fake_create(1));
+        if (c == 0)
+            chill_scheduler_announce(s);
         chill_request *r = make(0);
         r->run_here = 1;
         ck_assert_int_eq(chill_submit(s, r), CHILL_SUBMIT_OK);
+        if (c == 0)
+            chill_scheduler_withdraw(s);
         wait_done(1);
         ck_assert(!pthread_equal(the_fake->last_thread, pthread_self()));
         check_result(0);
@@ -533,6 +540,98 @@ START_TEST(a_direct_request_past_its_deadline_is_answered_once) {
     ck_assert_int_eq(reqs[0].r.http_status, 504);
     ck_assert_msg(isnan(reqs[0].out[0]), "a timed-out request is not computed");
     ck_assert_int_eq(the_fake->launches[0], 0);
+    chill_scheduler_destroy(s);
+}
+END_TEST
+
+static double queue_wait_s(int i) {
+    return (double)(reqs[i].r.t_start_ns - reqs[i].r.t_arrive_ns) * 1e-9;
+}
+
+/* With batching on and a 10 s queue delay, a request with nothing on its way
+ * and nothing else in flight waits for no company: one whose transport
+ * allows it runs on the submitting thread before chill_submit() returns,
+ * one that does not starts on the worker at once (not 10 s later). */
+START_TEST(a_lone_request_does_not_wait_for_company) {
+    cfg.max_queue_delay_us = 10 * 1000000;
+    chill_scheduler *s = chill_scheduler_create(&cfg, fake_create(1));
+    chill_request *r = make(0);
+    r->run_here = 1;
+    ck_assert_int_eq(chill_submit(s, r), CHILL_SUBMIT_OK);
+    ck_assert_int_eq(reqs[0].answered, 1);
+    ck_assert(pthread_equal(the_fake->last_thread, pthread_self()));
+    ck_assert_int_eq(chill_submit(s, make(1)), CHILL_SUBMIT_OK);
+    wait_done(2);
+    ck_assert_msg(queue_wait_s(1) < 5, "a lone request waited %.1f s for company", queue_wait_s(1));
+    check_result(0);
+    check_result(1);
+    chill_scheduler_destroy(s);
+}
+END_TEST
+
+/* A request on its way (announced) is waited for: the one queued before it
+ * is not started, and once it is submitted both go out as one launch. */
+START_TEST(a_batch_waits_for_a_request_on_its_way) {
+    chill_scheduler *s = chill_scheduler_create(&cfg, fake_create(1));
+    chill_scheduler_announce(s);
+    chill_request *a = make(0);
+    a->run_here = 1;
+    ck_assert_int_eq(chill_submit(s, a), CHILL_SUBMIT_OK);
+    struct timespec pause = {0, 50 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    ck_assert_int_eq(n_done, 0);
+    ck_assert_int_eq(the_fake->launches[0], 0);
+    chill_request *b = make(1);
+    b->announced = 1;
+    ck_assert_int_eq(chill_submit(s, b), CHILL_SUBMIT_OK);
+    wait_done(2);
+    ck_assert_int_eq(the_fake->launches[0], 1);
+    for (int i = 0; i < 2; i++) {
+        check_result(i);
+        ck_assert_int_eq(reqs[i].r.batch_size, 2);
+    }
+    chill_scheduler_destroy(s);
+}
+END_TEST
+
+/* A request in flight counts as company to come (its client may send the
+ * next one when answered): with two launch slots and A's launch running, B
+ * is not started beside it before the queue delay. */
+START_TEST(a_batch_waits_while_another_request_is_in_flight) {
+    chill_backend *b = fake_create(1);
+    b->slots = 2;
+    chill_scheduler *s = chill_scheduler_create(&cfg, b);
+    hold_finishes(1);
+    ck_assert_int_eq(chill_submit(s, make(0)), CHILL_SUBMIT_OK);
+    wait_started_and_holding(1);
+    ck_assert_int_eq(chill_submit(s, make(1)), CHILL_SUBMIT_OK);
+    struct timespec pause = {0, 50 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    ck_assert_int_eq(the_fake->launches[0], 1);
+    hold_finishes(0);
+    wait_done(2);
+    for (int i = 0; i < 2; i++)
+        check_result(i);
+    chill_scheduler_destroy(s);
+}
+END_TEST
+
+/* When the last request on its way is withdrawn (its transport will never
+ * submit it), the batch waiting for it starts at once, not at the end of
+ * its 10 s queue delay. */
+START_TEST(withdrawing_the_last_request_on_its_way_starts_the_batch) {
+    cfg.max_queue_delay_us = 10 * 1000000;
+    chill_scheduler *s = chill_scheduler_create(&cfg, fake_create(1));
+    chill_scheduler_announce(s);
+    ck_assert_int_eq(chill_submit(s, make(0)), CHILL_SUBMIT_OK);
+    struct timespec pause = {0, 20 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    ck_assert_int_eq(n_done, 0);
+    chill_scheduler_withdraw(s);
+    wait_done(1);
+    ck_assert_msg(queue_wait_s(0) < 5, "waited %.1f s after the withdrawal", queue_wait_s(0));
+    check_result(0);
+    ck_assert_int_eq(reqs[0].r.batch_size, 1);
     chill_scheduler_destroy(s);
 }
 END_TEST
@@ -586,6 +685,10 @@ Suite *chill_test_suite(void) {
     tcase_add_test(tc, a_request_that_may_batch_or_is_over_the_limit_goes_to_the_worker);
     tcase_add_test(tc, a_direct_request_past_its_deadline_is_answered_once);
     tcase_add_test(tc, the_worker_keeps_up_to_slots_launches_in_flight);
+    tcase_add_test(tc, a_lone_request_does_not_wait_for_company);
+    tcase_add_test(tc, a_batch_waits_for_a_request_on_its_way);
+    tcase_add_test(tc, a_batch_waits_while_another_request_is_in_flight);
+    tcase_add_test(tc, withdrawing_the_last_request_on_its_way_starts_the_batch);
     suite_add_tcase(s, tc);
     return s;
 }
