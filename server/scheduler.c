@@ -758,6 +758,7 @@ chill_scheduler *chill_scheduler_create(const chill_config *c, chill_backend *b)
         set_queued_gauge(d);
         start_device(d);
     }
+    chill_metric_set(chill_m.receiving, 0);
     pthread_create(&s->reaper, NULL, reaper, s);
     pthread_setname_np(s->reaper, "chill-reaper");
     return s;

@@ -99,6 +99,7 @@ def test_requests_one_at_a_time_do_not_wait_out_the_delay(long_delay):
     """With a 10 s queue delay, a request sent alone (nothing else on its way
     or in flight) is answered at once. Before each: an upload cut short and a
     request refused 400, which must stop counting as on their way."""
+    assert "\nchill_requests_receiving 0\n" in long_delay.metrics(), "the gauge is there from the start"
     rng = np.random.default_rng(7)
     q, k, v = lib.make_qkv(rng, 1, 2, 2, 8, 8, 16, "FP16")
     inputs = [("q", q, "FP16"), ("k", k, "FP16"), ("v", v, "FP16")]
