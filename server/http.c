@@ -259,6 +259,10 @@ static void append(conn *k, const char *data, size_t n) {
     k->len += n;
 }
 
+static int infer_url(const char *url) {
+    return strstr(url, "/infer") != NULL;
+}
+
 /* A request whose headers have arrived. An infer is announced to the
  * scheduler while its body arrives, so that batches wait for it. */
 static conn *conn_new(chill_http *h, struct MHD_Connection *mc, const char *method, const char *url) {
@@ -266,7 +270,7 @@ static conn *conn_new(chill_http *h, struct MHD_Connection *mc, const char *meth
     k->h = h;
     k->mc = mc;
     k->t0 = chill_now_ns();
-    if (strcmp(method, MHD_HTTP_METHOD_POST) == 0 && strstr(url, "/infer") != NULL) {
+    if (strcmp(method, MHD_HTTP_METHOD_POST) == 0 && infer_url(url)) {
         k->announced = 1;
         chill_scheduler_announce(h->ctx.s);
     }
@@ -284,7 +288,7 @@ static conn *conn_new(chill_http *h, struct MHD_Connection *mc, const char *meth
 /* The model an infer URL names (NULL for any other URL), for metrics. */
 static chill_model *infer_model(const char *url) {
     char name[128];
-    if (strstr(url, "/infer") == NULL || sscanf(url, "/v2/models/%127[^/]", name) != 1)
+    if (!infer_url(url) || sscanf(url, "/v2/models/%127[^/]", name) != 1)
         return NULL;
     return chill_model_find(name);
 }

@@ -257,6 +257,21 @@ static void check_result(int i) {
     ck_assert_msg(err <= 1e-5, "request %d: relative error %g", i, err);
 }
 
+/* Submits request i, whose transport allows running it here, and checks it
+ * ran on this thread and was answered before chill_submit() returned. */
+static void submit_runs_here(chill_scheduler *s, int i) {
+    chill_request *r = make(i);
+    r->run_here = 1;
+    ck_assert_int_eq(chill_submit(s, r), CHILL_SUBMIT_OK);
+    ck_assert_int_eq(reqs[i].answered, 1);
+    ck_assert(pthread_equal(the_fake->last_thread, pthread_self()));
+}
+
+static void pause_ms(long ms) {
+    struct timespec ts = {ms / 1000, ms % 1000 * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
 static chill_config cfg;
 
 static void setup(void) {
@@ -452,11 +467,7 @@ END_TEST
 START_TEST(an_idle_device_runs_the_request_on_the_submitting_thread) {
     cfg.batching = 0;
     chill_scheduler *s = chill_scheduler_create(&cfg, fake_create(1));
-    chill_request *r = make(0);
-    r->run_here = 1;
-    ck_assert_int_eq(chill_submit(s, r), CHILL_SUBMIT_OK);
-    ck_assert_int_eq(reqs[0].answered, 1);
-    ck_assert(pthread_equal(the_fake->last_thread, pthread_self()));
+    submit_runs_here(s, 0);
     check_result(0);
     ck_assert_int_eq(chill_submit(s, make(1)), CHILL_SUBMIT_OK);
     wait_done(2);
@@ -555,11 +566,7 @@ static double queue_wait_s(int i) {
 START_TEST(a_lone_request_does_not_wait_for_company) {
     cfg.max_queue_delay_us = 10 * 1000000;
     chill_scheduler *s = chill_scheduler_create(&cfg, fake_create(1));
-    chill_request *r = make(0);
-    r->run_here = 1;
-    ck_assert_int_eq(chill_submit(s, r), CHILL_SUBMIT_OK);
-    ck_assert_int_eq(reqs[0].answered, 1);
-    ck_assert(pthread_equal(the_fake->last_thread, pthread_self()));
+    submit_runs_here(s, 0);
     ck_assert_int_eq(chill_submit(s, make(1)), CHILL_SUBMIT_OK);
     wait_done(2);
     ck_assert_msg(queue_wait_s(1) < 5, "a lone request waited %.1f s for company", queue_wait_s(1));
@@ -577,8 +584,7 @@ START_TEST(a_batch_waits_for_a_request_on_its_way) {
     chill_request *a = make(0);
     a->run_here = 1;
     ck_assert_int_eq(chill_submit(s, a), CHILL_SUBMIT_OK);
-    struct timespec pause = {0, 50 * 1000 * 1000};
-    nanosleep(&pause, NULL);
+    pause_ms(50);
     ck_assert_int_eq(n_done, 0);
     ck_assert_int_eq(the_fake->launches[0], 0);
     chill_request *b = make(1);
@@ -605,8 +611,7 @@ START_TEST(a_batch_waits_while_another_request_is_in_flight) {
     ck_assert_int_eq(chill_submit(s, make(0)), CHILL_SUBMIT_OK);
     wait_started_and_holding(1);
     ck_assert_int_eq(chill_submit(s, make(1)), CHILL_SUBMIT_OK);
-    struct timespec pause = {0, 50 * 1000 * 1000};
-    nanosleep(&pause, NULL);
+    pause_ms(50);
     ck_assert_int_eq(the_fake->launches[0], 1);
     hold_finishes(0);
     wait_done(2);
@@ -624,8 +629,7 @@ START_TEST(withdrawing_the_last_request_on_its_way_starts_the_batch) {
     chill_scheduler *s = chill_scheduler_create(&cfg, fake_create(1));
     chill_scheduler_announce(s);
     ck_assert_int_eq(chill_submit(s, make(0)), CHILL_SUBMIT_OK);
-    struct timespec pause = {0, 20 * 1000 * 1000};
-    nanosleep(&pause, NULL);
+    pause_ms(20);
     ck_assert_int_eq(n_done, 0);
     chill_scheduler_withdraw(s);
     wait_done(1);
@@ -652,8 +656,7 @@ START_TEST(the_worker_keeps_up_to_slots_launches_in_flight) {
         for (int i = 0; i < 3; i++)
             ck_assert_int_eq(chill_submit(s, make(i)), CHILL_SUBMIT_OK);
         wait_started_and_holding(slots);
-        struct timespec pause = {0, 20 * 1000 * 1000};
-        nanosleep(&pause, NULL); /* room for a launch too many */
+        pause_ms(20); /* room for a launch too many */
         ck_assert_int_eq(the_fake->launches[0], slots);
         ck_assert_int_eq(the_fake->active, slots);
         ck_assert_int_eq(n_done, 0);
