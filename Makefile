@@ -6,6 +6,7 @@
 #   make            build everything
 #   make test       install missing deps, build, run every test that needs no GPU
 #   make asan       the same suite under AddressSanitizer + UBSan (build/asan)
+#   make tsan       the same suite under ThreadSanitizer (build/tsan): data races
 #   make run        build and start chilld on 127.0.0.1:8000 (CPU without a GPU)
 #   make test-gpu   GPU tests (says so and exits 0 where there is no GPU)
 #   make bench-cpu | bench-server | bench-gpu | bench-multi-gpu
@@ -25,6 +26,10 @@ LDLIBS_CHILL = -ljansson -lpthread -lm
 ifeq ($(SANITIZE),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
+endif
+ifeq ($(SANITIZE),thread)
+CFLAGS  += -fsanitize=thread
+LDFLAGS += -fsanitize=thread
 endif
 
 ifeq ($(CHILL_CUDA),1)
@@ -63,7 +68,7 @@ UNIT_BIN = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_C))
 LDLIBS_SRV = -lmicrohttpd -luv $(LDLIBS_CHILL)
 LDLIBS_CLI = -lcurl -luv $(LDLIBS_CHILL)
 
-.PHONY: all deps test check unit integration asan run test-gpu bench-cpu bench-server bench-gpu bench-multi-gpu clean
+.PHONY: all deps test check unit integration asan tsan run test-gpu bench-cpu bench-server bench-gpu bench-multi-gpu clean
 
 all: $(LIBCHILL_A) $(LIBCHILL_SO) $(if $(wildcard server/main.c),$(CHILLD)) \
      $(if $(CLI_C),$(LIBCLIENT_A) $(LIBCLIENT_SO)) $(if $(CTL_C),$(CHILLCTL))
@@ -134,6 +139,9 @@ integration: all
 
 asan: deps
 	$(MAKE) BUILD=build/asan SANITIZE=1 CHILL_CUDA=0 check
+
+tsan: deps
+	TSAN_OPTIONS="halt_on_error=1 die_after_fork=0 $${TSAN_OPTIONS:-}" $(MAKE) BUILD=build/tsan SANITIZE=thread CHILL_CUDA=0 check
 
 run: all
 	$(CHILLD) --config config/chilld.json

@@ -39,7 +39,7 @@ CHILLD = os.path.join(BUILD, "bin", "chilld")
 BACKEND = os.environ.get("CHILLD_TEST_BACKEND", "cpu")
 GPUS = [int(g) for g in os.environ.get("CHILLD_TEST_GPUS", "").split(",") if g != ""]
 # Sanitizer builds are several times slower: every wait scales with this.
-SLOW = float(os.environ.get("CHILLD_TEST_SLOW", "3" if "asan" in BUILD else "1"))
+SLOW = float(os.environ.get("CHILLD_TEST_SLOW", "3" if "asan" in BUILD or "tsan" in BUILD else "1"))
 
 MASKS = {  # name: argument names, in registry order
     "full": [],

@@ -18,7 +18,7 @@ cd "$root"
 export BUILD=${BUILD:-build}
 export CHILLD_TEST_BACKEND=${CHILLD_TEST_BACKEND:-cpu}
 per_test=${CHILLD_TEST_TIMEOUT:-240}
-case "$BUILD" in *asan*) per_test=$((per_test * 3)) ;; esac
+case "$BUILD" in *asan* | *tsan*) per_test=$((per_test * 3)) ;; esac
 
 if [ ! -x "$BUILD/bin/chilld" ]; then
   echo "integration: $BUILD/bin/chilld is missing; build it first (make BUILD=$BUILD)"
