@@ -14,6 +14,7 @@
  * once per tile. A sequence's rows that attend no key get zeros and lse -inf;
  * rows no sequence owns (past seq_lens_q, or past the last packed sequence)
  * are not written. */
+#include <cpuid.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -30,14 +31,21 @@
 
 /* ---- instruction set ---------------------------------------------------- */
 
+/* F16C from CPUID leaf 1 (ECX bit 29): clang's __builtin_cpu_supports does
+ * not know the name. */
+static int has_f16c(void) {
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C) != 0;
+}
+
 static int isa_supported(const chill_cpu_isa *isa) {
     __builtin_cpu_init();
     if (isa == &chill_cpu_isa_avx512)
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-               __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+               __builtin_cpu_supports("fma") && has_f16c();
     if (isa == &chill_cpu_isa_avx2)
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c();
     return 1;
 }
 
