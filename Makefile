@@ -7,6 +7,7 @@
 #   make test       install missing deps, build, run every test that needs no GPU
 #   make asan       the same suite under AddressSanitizer + UBSan (build/asan)
 #   make tsan       the same suite under ThreadSanitizer (build/tsan): data races
+#   make fuzz       libFuzzer over the request, mask and config parsers (build/fuzz, clang)
 #   make run        build and start chilld on 127.0.0.1:8000 (CPU without a GPU)
 #   make test-gpu   GPU tests (says so and exits 0 where there is no GPU)
 #   make bench-cpu | bench-server | bench-gpu | bench-multi-gpu
@@ -31,6 +32,10 @@ ifeq ($(SANITIZE),thread)
 CFLAGS  += -fsanitize=thread
 LDFLAGS += -fsanitize=thread
 endif
+ifeq ($(SANITIZE),fuzz)
+CFLAGS  += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
 
 ifeq ($(CHILL_CUDA),1)
 CPPFLAGS += -DCHILL_WITH_CUDA -I$(CUDA_HOME)/include
@@ -50,6 +55,7 @@ CLI_C    = $(wildcard client/lib/*.c)
 CTL_C    = $(wildcard client/chillctl/*.c)
 UNIT_C   = $(wildcard tests/unit/test_*.c)
 TEST_LIB_C = $(wildcard tests/ref/*.c) tests/unit/check_main.c
+FUZZ_C   = $(wildcard tests/fuzz/fuzz_*.c)
 
 obj      = $(patsubst %.c,$(BUILD)/obj/%.o,$(filter %.c,$(1))) $(patsubst %.cu,$(BUILD)/obj/%.o,$(filter %.cu,$(1)))
 LIB_O    = $(call obj,$(LIB_C) $(LIB_CU))
@@ -64,11 +70,12 @@ LIBCLIENT_SO = $(BUILD)/lib/libchillclient.so
 CHILLD   = $(BUILD)/bin/chilld
 CHILLCTL = $(BUILD)/bin/chillctl
 UNIT_BIN = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_C))
+FUZZ_BIN = $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_C))
 
 LDLIBS_SRV = -lmicrohttpd -luv $(LDLIBS_CHILL)
 LDLIBS_CLI = -lcurl -luv $(LDLIBS_CHILL)
 
-.PHONY: all deps test check unit integration asan tsan run test-gpu bench-cpu bench-server bench-gpu bench-multi-gpu clean
+.PHONY: all deps test check unit integration asan tsan fuzz fuzz-targets run test-gpu bench-cpu bench-server bench-gpu bench-multi-gpu clean
 
 all: $(LIBCHILL_A) $(LIBCHILL_SO) $(if $(wildcard server/main.c),$(CHILLD)) \
      $(if $(CLI_C),$(LIBCLIENT_A) $(LIBCLIENT_SO)) $(if $(CTL_C),$(CHILLCTL))
@@ -121,6 +128,11 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(call obj,$(TEST_LIB_C)) $(if $(S
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ -lcheck -lsubunit $(LDLIBS_SRV) -lcurl
 
+# A fuzz target is libFuzzer's main around one parser (built by `make fuzz`, with clang).
+$(BUILD)/fuzz/%: $(BUILD)/obj/tests/fuzz/%.o $(LIBCHILLD_A) $(LIBCHILL_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS_SRV)
+
 # ---- run and test --------------------------------------------------------------
 deps:
 	bash deploy/install-deps.sh
@@ -142,6 +154,12 @@ asan: deps
 
 tsan: deps
 	TSAN_OPTIONS="halt_on_error=1 die_after_fork=0 $${TSAN_OPTIONS:-}" $(MAKE) BUILD=build/tsan SANITIZE=thread CHILL_CUDA=0 check
+
+fuzz: deps
+	$(MAKE) BUILD=build/fuzz CC=clang SANITIZE=fuzz CHILL_CUDA=0 fuzz-targets
+	BUILD=build/fuzz bash tests/fuzz/run.sh
+
+fuzz-targets: $(FUZZ_BIN)
 
 run: all
 	$(CHILLD) --config config/chilld.json

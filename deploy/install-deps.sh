@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what chilld needs to build and test on Debian/Ubuntu: the C libraries
 # (libmicrohttpd, jansson, libuv, libcurl, Check), promtool for the metrics test,
-# python3-venv for the tritonclient/perf_analyzer tests, and libb64-0d, which
-# the stock perf_analyzer binary links. Idempotent: it asks
-# apt only for the packages that are missing, and does nothing when all are there.
+# python3-venv for the tritonclient/perf_analyzer tests, libb64-0d, which the
+# stock perf_analyzer binary links, and clang, whose libFuzzer `make fuzz` uses.
+# Idempotent: it asks apt only for the packages that are missing, and does
+# nothing when all are there.
 set -euo pipefail
 
 packages=(
@@ -13,6 +14,7 @@ packages=(
   prometheus
   python3 python3-venv curl
   libb64-0d
+  clang
 )
 
 missing=()

@@ -1,0 +1,72 @@
+/* libFuzzer target: an infer request body, decoded as chilld decodes one
+ * (chill_infer_decode) and, when it decodes, answered (chill_infer_encode).
+ *
+ * The input's first byte picks the model (its low bits) and whether the
+ * binary part starts 64-byte aligned as chilld lays bodies out (its top bit;
+ * else tensors are copied out of the body); the next four bytes are the
+ * Inference-Header-Content-Length (0xffffffff: none, the body is all JSON);
+ * the rest is the body, in a buffer that ends where the body ends, so that
+ * AddressSanitizer stops any read past it. Decoding must answer 200, or a 4xx
+ * with a message. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "protocol.h"
+
+static chill_config cfg;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+    (void)argc;
+    (void)argv;
+    char err[256];
+    chill_config_defaults(&cfg);
+    cfg.max_elements = 1 << 16; /* small limits keep each run fast */
+    cfg.max_tokens = 4096;
+    cfg.n_presets = 1;
+    snprintf(cfg.presets[0].name, sizeof cfg.presets[0].name, "sw-4");
+    snprintf(cfg.presets[0].spec, sizeof cfg.presets[0].spec, "sliding_window(4,0)");
+    if (chill_models_init(&cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "fuzz_infer: %s\n", err);
+        abort();
+    }
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    if (size < 5)
+        return 0;
+    chill_model *m = chill_model_at((data[0] & 0x7f) % chill_model_count());
+    uint32_t h;
+    memcpy(&h, data + 1, sizeof h);
+    int64_t header_len = h == UINT32_MAX ? -1 : (int64_t)h;
+    size_t len = size - 5;
+    size_t pad = 0;
+    if ((data[0] & 0x80) && header_len >= 0 && (uint64_t)header_len <= len)
+        pad = (64 - (size_t)header_len % 64) % 64;
+    char *alloc;
+    if (posix_memalign((void **)&alloc, 64, pad + len) != 0 || alloc == NULL)
+        return 0;
+    char *body = alloc + pad;
+    memcpy(body, data + 5, len);
+
+    chill_infer inf;
+    char err[512] = "";
+    int st = chill_infer_decode(&inf, &cfg, m, body, len, header_len, err, sizeof err);
+    if (st != 200 && (st < 400 || st > 499 || err[0] == '\0')) {
+        fprintf(stderr, "fuzz_infer: decode answered %d with message \"%s\"\n", st, err);
+        abort();
+    }
+    if (st == 200) {
+        inf.req.status = CHILL_OK;
+        st = chill_infer_encode(&inf, err, sizeof err);
+        if (st != 200) {
+            fprintf(stderr, "fuzz_infer: a request that decoded could not be answered: %d %s\n", st, err);
+            abort();
+        }
+    }
+    chill_infer_free(&inf);
+    free(alloc);
+    return 0;
+}
