@@ -333,12 +333,17 @@ static int uds_decode(const uds_conn *k, const chill_wire_request *w, chill_para
                  w->dtype, (long long)w->heads_q, (long long)w->heads_kv);
         return -1;
     }
-    int64_t tokens = w->batch * (w->seq_q + w->seq_k), qe = w->batch * w->heads_q * w->seq_q * w->head_dim,
-            ke = w->batch * w->heads_kv * w->seq_k * w->head_dim;
-    if (tokens > chill_uds.c->max_tokens || qe > chill_uds.c->max_elements || ke > chill_uds.c->max_elements) {
-        snprintf(msg, len, "B*(Tq+Tk) = %lld tokens and tensors of %lld/%lld elements exceed limits.max_tokens %lld "
-                 "or limits.max_elements %lld", (long long)tokens, (long long)qe, (long long)ke,
-                 (long long)chill_uds.c->max_tokens, (long long)chill_uds.c->max_elements);
+    /* Tokens first: under max_tokens (at most 2^31) no product below can pass 2^63. */
+    int64_t tokens = w->batch * (w->seq_q + w->seq_k);
+    if (tokens > chill_uds.c->max_tokens) {
+        snprintf(msg, len, "B*(Tq+Tk) = %lld tokens exceed limits.max_tokens %lld", (long long)tokens,
+                 (long long)chill_uds.c->max_tokens);
+        return -1;
+    }
+    int64_t qe = w->batch * w->heads_q * w->seq_q * w->head_dim, ke = w->batch * w->heads_kv * w->seq_k * w->head_dim;
+    if (qe > chill_uds.c->max_elements || ke > chill_uds.c->max_elements) {
+        snprintf(msg, len, "tensors of %lld/%lld elements (q/k) exceed limits.max_elements %lld", (long long)qe,
+                 (long long)ke, (long long)chill_uds.c->max_elements);
         return -1;
     }
     char spec[CHILL_WIRE_MASK_LEN + 1];

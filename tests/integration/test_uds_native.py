@@ -173,7 +173,11 @@ def test_bad_requests_keep_the_connection(server):
     c.request(4, dt, (1, 2, 2, 16, 16, 8), offs, "causal")
     r = c.read()
     assert r["code"] == 400 and "head_dim" in r["message"], r
-    c.request(5, dt, shape, offs, "causal")  # still usable
+    # dimensions each in range whose products pass 2^63: refused by the limits, not wrapped
+    c.request(5, dt, (1 << 20, 1 << 16, 1 << 16, 1 << 30, 1, 256), offs, "causal")
+    r = c.read()
+    assert r["code"] == 400 and "limits.max_tokens" in r["message"], r
+    c.request(6, dt, shape, offs, "causal")  # still usable
     assert c.read()["status"] == 0
     c.close()
 
