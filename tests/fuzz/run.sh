@@ -26,7 +26,7 @@ for bin in "$dir"/fuzz_*; do
   corpus=$dir/corpus/$name
   mkdir -p "$corpus"
   echo "== $name (${limit[*]}, seed ${FUZZ_SEED:-1})"
-  if "$bin" -seed="${FUZZ_SEED:-1}" "${limit[@]}" -max_len=4096 -timeout=10 -print_final_stats=1 \
+  if "$bin" -seed="${FUZZ_SEED:-1}" "${limit[@]}" -use_value_profile=1 -max_len=4096 -timeout=10 -print_final_stats=1 \
        -artifact_prefix="$dir/" "$corpus" "$seeds/$name" > "$dir/$name.log" 2>&1; then
     grep -E '^stat::number_of_executed_units|^stat::peak_rss_mb' "$dir/$name.log" | tr '\n' ' '
     echo "files in corpus: $(ls "$corpus" | wc -l)"

@@ -2,7 +2,7 @@
 configurations for the mutations to start from, so that the fuzzer reaches
 the parsers' deep paths in its first runs.
 
-  python3 tests/fuzz/seeds.py DIR     writes DIR/fuzz_infer/, DIR/fuzz_mask/, DIR/fuzz_config/
+  python3 tests/fuzz/seeds.py DIR     writes DIR/fuzz_<target>/ for each target
 """
 import json
 import os
@@ -51,6 +51,34 @@ def infer_seeds():
                                                     "shared_memory_offset": 0}}]})
 
 
+# client/PROTOCOL.md's REQUEST frame: header, dtype, flags, B, Hq, Hkv, Tq, Tk, D, q_offset, sm_scale,
+# reserved, offsets of q, k, v, out, lse, mask spec
+REQUEST = struct.Struct("<IHHIIQII6qqfI5Q64s")
+NONE = 2**64 - 1
+
+
+def wire_seed(dtype, dims, mask, lse=True, q_offset=-(2**63)):
+    """A REQUEST frame whose tensors lie one after another from offset 0."""
+    b, hq, hkv, tq, tk, d = dims
+    e = 4 if dtype == 0 else 2
+    sizes = [b * hq * tq * d * e, b * hkv * tk * d * e, b * hkv * tk * d * e, b * hq * tq * d * e, b * hq * tq * 4]
+    offs, at = [], 0
+    for n in sizes:
+        offs.append(at)
+        at += (n + 63) // 64 * 64
+    if not lse:
+        offs[4] = NONE
+    return REQUEST.pack(0x4C4C4843, 3, 1, REQUEST.size, 0, 7, dtype, 0, *dims, q_offset, 0.0, 0, *offs,
+                        mask.encode())
+
+
+def wire_seeds():
+    yield wire_seed(1, (1, 2, 2, 16, 16, 16), "causal")
+    yield wire_seed(2, (2, 4, 1, 8, 24, 64), "sliding_window(3,1)", q_offset=5)
+    yield wire_seed(0, (1, 1, 1, 32, 32, 32), "sw-4", lse=False)
+    yield wire_seed(1, (3, 2, 2, 4, 4, 128), "prefix_lm(2)")
+
+
 MASKS = ["full", "causal()", "sliding_window(64,32)", "chunkwise(16,8)", "prefix_lm(64)",
          "sliding_window(-1,0)", "chunkwise(9223372036854775807,1)"]
 MASK_JSON = [{"type": "sliding_window", "left_context": 4, "right_context": 0}, {"type": "causal"},
@@ -76,6 +104,8 @@ def write(d, name, data):
 def main(out):
     for i, s in enumerate(infer_seeds()):
         write(os.path.join(out, "fuzz_infer"), f"seed{i}", s)
+    for i, s in enumerate(wire_seeds()):
+        write(os.path.join(out, "fuzz_wire"), f"seed{i}", s)
     for i, s in enumerate(MASKS + [json.dumps(m) for m in MASK_JSON]):
         write(os.path.join(out, "fuzz_mask"), f"seed{i}", s)
     with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../config/chilld.json")) as f:
