@@ -7,7 +7,8 @@
  * Inference-Header-Content-Length (0xffffffff: none, the body is all JSON);
  * the rest is the body, in a buffer that ends where the body ends, so that
  * AddressSanitizer stops any read past it. Decoding must answer 200, or a 4xx
- * with a message. */
+ * with a message; and the same body decoded again (its JSON header now from
+ * server/jsonhead.c's per-thread copy) must come out the same. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,34 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     return 0;
 }
 
+/* Decodes and answers body, and writes what came of it into what: the
+ * status and message, or the request's shape, mask and response header. */
+static void answer(chill_model *m, const char *body, size_t len, int64_t header_len, char *what, size_t size) {
+    chill_infer inf;
+    char err[512] = "";
+    int st = chill_infer_decode(&inf, &cfg, m, body, len, header_len, err, sizeof err);
+    if (st != 200 && (st < 400 || st > 499 || err[0] == '\0')) {
+        fprintf(stderr, "fuzz_infer: decode answered %d with message \"%s\"\n", st, err);
+        abort();
+    }
+    if (st == 200) {
+        inf.req.status = CHILL_OK;
+        st = chill_infer_encode(&inf, err, sizeof err);
+        if (st != 200) {
+            fprintf(stderr, "fuzz_infer: a request that decoded could not be answered: %d %s\n", st, err);
+            abort();
+        }
+        const chill_params *p = &inf.req.params;
+        snprintf(what, size, "%s B%lld Hq%lld Hkv%lld Tq%lld Tk%lld D%lld mask %d(%lld,%lld) %.*s",
+                 chill_dtype_name(p->dtype), (long long)p->batch, (long long)p->heads_q, (long long)p->heads_kv,
+                 (long long)p->seq_q, (long long)p->seq_k, (long long)p->head_dim, p->mask.type,
+                 (long long)p->mask.arg[0], (long long)p->mask.arg[1], (int)inf.resp_json_len, inf.resp_json);
+    } else {
+        snprintf(what, size, "%d %s", st, err);
+    }
+    chill_infer_free(&inf);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 5)
         return 0;
@@ -51,22 +80,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char *body = alloc + pad;
     memcpy(body, data + 5, len);
 
-    chill_infer inf;
-    char err[512] = "";
-    int st = chill_infer_decode(&inf, &cfg, m, body, len, header_len, err, sizeof err);
-    if (st != 200 && (st < 400 || st > 499 || err[0] == '\0')) {
-        fprintf(stderr, "fuzz_infer: decode answered %d with message \"%s\"\n", st, err);
+    char first[2048], again[2048];
+    answer(m, body, len, header_len, first, sizeof first);
+    answer(m, body, len, header_len, again, sizeof again);
+    if (strcmp(first, again) != 0) {
+        fprintf(stderr, "fuzz_infer: the same body answered differently the second time:\n%s\n%s\n", first, again);
         abort();
     }
-    if (st == 200) {
-        inf.req.status = CHILL_OK;
-        st = chill_infer_encode(&inf, err, sizeof err);
-        if (st != 200) {
-            fprintf(stderr, "fuzz_infer: a request that decoded could not be answered: %d %s\n", st, err);
-            abort();
-        }
-    }
-    chill_infer_free(&inf);
     free(alloc);
     return 0;
 }
