@@ -7,7 +7,7 @@
 #   make test       install missing deps, build, run every test that needs no GPU
 #   make asan       the same suite under AddressSanitizer + UBSan (build/asan)
 #   make tsan       the same suite under ThreadSanitizer (build/tsan): data races
-#   make fuzz       libFuzzer over the request, mask and config parsers (build/fuzz, clang)
+#   make fuzz       libFuzzer over the parsers: requests (HTTP, socket), masks, config (build/fuzz, clang)
 #   make run        build and start chilld on 127.0.0.1:8000 (CPU without a GPU)
 #   make test-gpu   GPU tests (says so and exits 0 where there is no GPU)
 #   make bench-cpu | bench-server | bench-gpu | bench-multi-gpu

@@ -2,8 +2,9 @@
 # `make fuzz`: runs each libFuzzer target in $BUILD/fuzz (tests/fuzz/fuzz_*.c)
 # from the seeds of tests/fuzz/seeds.py plus what earlier runs kept in
 # $BUILD/fuzz/corpus/<target>/. A run is FUZZ_RUNS inputs (default 200000)
-# from FUZZ_SEED (default 1), so that the same tree runs the same inputs;
-# FUZZ_SECONDS instead bounds each target by time, for longer hunts. A crash,
+# from FUZZ_SEED (default 1), so that a fresh build of the same tree (CI's)
+# runs the same inputs; FUZZ_SECONDS instead bounds each target by time, for
+# longer hunts, whose corpus later runs start from. A crash,
 # a sanitizer report, a leak, or a parser's contract broken (the target aborts
 # with what it found) fails the run; libFuzzer leaves the input as
 # $BUILD/fuzz/crash-* (or leak-*, timeout-*), and `$BUILD/fuzz/<target> FILE`
