@@ -2,11 +2,13 @@
 other parameters, missing and unknown inputs, bodies over the limit, unknown
 models, bad JSON, bad binary header lengths, truncated uploads. Each must get
 the expected 4xx with {"error": ...} naming the field; after each the daemon
-still answers, and after all of them a valid request still gets the right
-result."""
+still answers; aborted connections leave no descriptor or request behind;
+and after all of them a valid request still gets the right result."""
 import json
+import os
 import re
 import socket
+import time
 
 import numpy as np
 import pytest
@@ -214,6 +216,36 @@ def test_truncated_and_garbage_connections(server):
     raw(server, b"\x00\xff garbage \r\n\r\n")
     raw(server, b"POST /v2/models/causal/infer HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n")
     assert server.get("/v2/health/live")[0] == 200
+
+
+def open_fds(server):
+    return len(os.listdir(f"/proc/{server.proc.pid}/fd"))
+
+
+def test_aborted_connections_leave_nothing_behind(server):
+    """Clients that cut their uploads, send garbage or go away without reading
+    the answer leave no socket open in chilld and no request counted as
+    arriving or in flight."""
+    body, _ = binary(GOOD)
+    head = (f"POST /v2/models/causal/infer HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
+            f"Inference-Header-Content-Length: 40\r\n\r\n").encode()
+    before = open_fds(server)
+    for _ in range(40):
+        raw(server, head + body[:len(body) // 2], read=False)
+        raw(server, head, read=False)
+        raw(server, b"\x00\xff garbage \r\n\r\n")
+        raw(server, head + body, read=False)
+    def left():  # descriptors counted before the scrape, whose own connection is one more
+        fds = open_fds(server) - before
+        series = lib.parse_metrics(server.metrics())
+        return (max(fds, 0), lib.metric_sum(series, "chill_requests_receiving"),
+                lib.metric_sum(series, "chill_requests_in_flight"))
+    deadline = time.monotonic() + 10 * lib.SLOW
+    while (now := left()) != (0, 0, 0) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    fds, receiving, in_flight = now
+    assert fds <= 0, f"{fds} more descriptors open than before"
+    assert (receiving, in_flight) == (0, 0), f"still counted: {receiving} arriving, {in_flight} in flight"
 
 
 def test_chunked_body_over_the_limit(server):
