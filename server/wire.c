@@ -89,4 +89,3 @@ int chill_wire_decode(const chill_config *c, char *arena, size_t arena_bytes, co
         return -1;
     return 0;
 }
-

@@ -2,19 +2,17 @@
  * `chilld --config` and `--check-config` run). The input is the file's text.
  * It either loads, or the parser says what was wrong; a configuration that
  * loads can be explained field by field (chill_config_explain). */
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
+#include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    char *text = malloc(size + 1);
+    char *text = chill_fuzz_text(data, size);
     if (text == NULL)
         return 0;
-    memcpy(text, data, size);
-    text[size] = '\0';
     chill_config c;
     chill_config_defaults(&c);
     char err[512] = "";

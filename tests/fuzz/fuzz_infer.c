@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "protocol.h"
 
 static chill_config cfg;
@@ -21,17 +22,7 @@ static chill_config cfg;
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
-    char err[256];
-    chill_config_defaults(&cfg);
-    cfg.max_elements = 1 << 16; /* small limits keep each run fast */
-    cfg.max_tokens = 4096;
-    cfg.n_presets = 1;
-    snprintf(cfg.presets[0].name, sizeof cfg.presets[0].name, "sw-4");
-    snprintf(cfg.presets[0].spec, sizeof cfg.presets[0].spec, "sliding_window(4,0)");
-    if (chill_models_init(&cfg, err, sizeof err) != 0) {
-        fprintf(stderr, "fuzz_infer: %s\n", err);
-        abort();
-    }
+    chill_fuzz_models(&cfg, 1 << 16, 4096, "fuzz_infer"); /* small limits keep each run fast */
     return 0;
 }
 

@@ -4,12 +4,12 @@
  * one that parses formats to a canonical spec that parses back to the same
  * mask, and its range functions agree with its predicate
  * (chill_mask_verify), whatever its arguments. */
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "chill.h"
+#include "fuzz.h"
 
 static void fail(const char *what, const char *spec, const char *detail) {
     fprintf(stderr, "fuzz_mask: %s for \"%s\": %s\n", what, spec, detail);
@@ -44,11 +44,9 @@ static void parse_with(chill_status (*parse)(const char *, chill_mask *, chill_e
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    char *spec = malloc(size + 1);
+    char *spec = chill_fuzz_text(data, size);
     if (spec == NULL)
         return 0;
-    memcpy(spec, data, size);
-    spec[size] = '\0';
     parse_with(chill_mask_parse, spec);
     parse_with(chill_mask_parse_json, spec);
     free(spec);

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "models.h"
+#include "fuzz.h"
 #include "wire.h"
 
 #define ARENA_BYTES (64 * 1024)
@@ -19,16 +19,10 @@ static char *arena;
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
-    char err[256];
-    chill_config_defaults(&cfg);
-    cfg.max_elements = 1 << 20;
-    cfg.max_tokens = 1 << 16;
-    cfg.n_presets = 1;
-    snprintf(cfg.presets[0].name, sizeof cfg.presets[0].name, "sw-4");
-    snprintf(cfg.presets[0].spec, sizeof cfg.presets[0].spec, "sliding_window(4,0)");
+    chill_fuzz_models(&cfg, 1 << 20, 1 << 16, "fuzz_wire");
     arena = malloc(ARENA_BYTES);
-    if (arena == NULL || chill_models_init(&cfg, err, sizeof err) != 0) {
-        fprintf(stderr, "fuzz_wire: cannot start: %s\n", err);
+    if (arena == NULL) {
+        fprintf(stderr, "fuzz_wire: no memory for the arena\n");
         abort();
     }
     return 0;
