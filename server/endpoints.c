@@ -10,6 +10,7 @@
 
 #include "http.h"
 #include "metrics.h"
+#include "process.h"
 #include "regions.h"
 
 #define CHILL_VERSION "0.1.0"
@@ -165,6 +166,7 @@ chill_model *chill_route(const chill_route_ctx *ctx, const char *method, const c
     } else if (strcmp(url, "/metrics") == 0) {
         if (is(method, "GET", r, url)) {
             reply(r, 200, NULL);
+            chill_process_metrics_sample();
             r->body = chill_metrics_render(&r->len);
             r->content_type = "text/plain; version=0.0.4; charset=utf-8";
         }

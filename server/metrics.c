@@ -299,4 +299,14 @@ void chill_metrics_init(void) {
         "Memory held by chilld on a device (its buffer pool).", "device");
     chill_m.device_healthy = chill_metric_gauge("chill_device_healthy",
         "1 while a device serves, 0 after a sticky error took it out of service.", "device");
+    chill_m.process_cpu_seconds = chill_metric_counter("process_cpu_seconds_total",
+        "Total user and system CPU time spent in seconds.", "");
+    chill_m.process_open_fds = chill_metric_gauge("process_open_fds", "Number of open file descriptors.", "");
+    chill_m.process_max_fds = chill_metric_gauge("process_max_fds", "Maximum number of open file descriptors.", "");
+    chill_m.process_virtual_bytes = chill_metric_gauge("process_virtual_memory_bytes",
+        "Virtual memory size in bytes.", "");
+    chill_m.process_resident_bytes = chill_metric_gauge("process_resident_memory_bytes",
+        "Resident memory size in bytes.", "");
+    chill_m.process_start_time = chill_metric_gauge("process_start_time_seconds",
+        "Start time of the process since unix epoch in seconds.", "");
 }

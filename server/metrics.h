@@ -23,7 +23,7 @@ chill_metric *chill_metric_histogram(const char *name, const char *help, const c
 
 /* The label values follow v, as many as the family has labels. */
 void chill_metric_add(chill_metric *m, double v, ...);     /* counter or gauge */
-void chill_metric_set(chill_metric *m, double v, ...);     /* gauge */
+void chill_metric_set(chill_metric *m, double v, ...);     /* gauge, or a counter kept elsewhere */
 void chill_metric_observe(chill_metric *m, double v, ...); /* histogram */
 
 /* The exposition text of every family; malloc'd, NUL-terminated. */
@@ -48,6 +48,13 @@ struct chill_server_metrics {
     chill_metric *receiving;         /* chill_requests_receiving */
     chill_metric *device_memory;     /* chill_device_memory_used_bytes{device} */
     chill_metric *device_healthy;    /* chill_device_healthy{device} */
+    /* the process families of every Prometheus client (server/process.h) */
+    chill_metric *process_cpu_seconds;    /* process_cpu_seconds_total */
+    chill_metric *process_open_fds;       /* process_open_fds */
+    chill_metric *process_max_fds;        /* process_max_fds */
+    chill_metric *process_virtual_bytes;  /* process_virtual_memory_bytes */
+    chill_metric *process_resident_bytes; /* process_resident_memory_bytes */
+    chill_metric *process_start_time;     /* process_start_time_seconds */
 };
 
 extern struct chill_server_metrics chill_m;

@@ -2,9 +2,11 @@
 health, server and model metadata, model readiness and config, infer (JSON
 and binary), statistics, the repository index and /metrics, each checked for
 its status and the fields clients rely on; /metrics also through
-`promtool check metrics`."""
+`promtool check metrics`, and its process families against /proc."""
 import json
+import os
 import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -207,6 +209,53 @@ def test_metrics_count_tokens_and_attended_flops(server):
     assert after[1] - before[1] == sum(seq_lens)
     assert after[2] - before[2] == sum(kv_seq_lens)
     assert after[3] - before[3] >= q.nbytes + k.nbytes + v.nbytes
+
+
+def proc_stat(pid):
+    """Fields 14 and 15 (utime, stime) and 22 (starttime) of /proc/PID/stat, in clock ticks."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]), int(fields[12]), int(fields[19])
+
+
+def test_process_metrics(server):
+    """The process families that every Prometheus client exports, each equal
+    to what /proc says of chilld from outside."""
+    pid = server.proc.pid
+    one = lambda series, name: series[(name, frozenset())]  # noqa: E731
+    # Open descriptors: chilld's own, plus the scrape's connection while it
+    # answers. Outside, connections of earlier requests may still be closing:
+    # compare once the count is the same before and after a scrape.
+    for _ in range(20):
+        before = len(os.listdir(f"/proc/{pid}/fd"))
+        series = lib.parse_metrics(server.metrics())
+        if len(os.listdir(f"/proc/{pid}/fd")) == before:
+            break
+        time.sleep(0.1)
+    assert one(series, "process_open_fds") == before + 1
+    with open(f"/proc/{pid}/limits") as f:
+        soft = next(line.split()[3] for line in f if line.startswith("Max open files"))
+    assert one(series, "process_max_fds") == (-1 if soft == "unlimited" else int(soft))
+    with open(f"/proc/{pid}/status") as f:
+        rss = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+    assert 0.8 * rss <= one(series, "process_resident_memory_bytes") <= 1.25 * rss
+    assert one(series, "process_virtual_memory_bytes") >= one(series, "process_resident_memory_bytes")
+    # Start time: boot time (from /proc/stat) plus the process's start in ticks since boot.
+    ticks = os.sysconf("SC_CLK_TCK")
+    with open("/proc/stat") as f:
+        btime = next(int(line.split()[1]) for line in f if line.startswith("btime"))
+    assert abs(one(series, "process_start_time_seconds") - (btime + proc_stat(pid)[2] / ticks)) <= 1.5
+    # CPU time: what the kernel counted, and it grows while chilld computes.
+    rng = np.random.default_rng(11)
+    q, k, v = lib.make_qkv(rng, 1, 8, 8, 256, 256, 64, "FP32")
+    cpu0 = one(series, "process_cpu_seconds_total")
+    end = time.monotonic() + 0.3
+    while time.monotonic() < end:
+        assert lib.infer(server, "full", [("q", q, "FP32"), ("k", k, "FP32"), ("v", v, "FP32")])[0] == 200
+    cpu_before = sum(proc_stat(pid)[:2]) / ticks
+    cpu1 = one(lib.parse_metrics(server.metrics()), "process_cpu_seconds_total")
+    cpu_after = sum(proc_stat(pid)[:2]) / ticks
+    assert cpu0 < cpu_before <= cpu1 <= cpu_after
 
 
 def test_promtool_check_metrics(server):
