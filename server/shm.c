@@ -68,13 +68,16 @@ static chill_region *chill_regions_list;
 /* One inotify instance watches every system region's object for IN_MODIFY,
  * and counts the events per watch. Regions on one object share its watch;
  * the last one to be unmapped removes it (a watch holds its object's inode,
- * so an unlinked object's memory would otherwise stay allocated). */
+ * so an unlinked object's memory would otherwise stay allocated). The table
+ * holds the live watches only: the kernel numbers watches ever upward, so a
+ * table indexed by that number would grow with every registration ever made. */
 static int chill_regions_inotify = -1;
 static struct chill_watch {
+    int wd;
     uint32_t events;
     int users;
 } *chill_watches;
-static int chill_watch_cap;
+static int chill_n_watches, chill_watch_cap;
 static int chill_regions_allow_system, chill_regions_allow_cuda;
 
 void chill_regions_configure(int allow_system, int allow_cuda) {
@@ -130,6 +133,14 @@ static int chill_region_copy(const chill_region_view *v, void *dst, const void *
     return 0;
 }
 
+/* The live watch numbered wd, or NULL. Caller holds the lock. */
+static struct chill_watch *chill_watch_find(int wd) {
+    for (int i = 0; i < chill_n_watches; i++)
+        if (chill_watches[i].wd == wd)
+            return &chill_watches[i];
+    return NULL;
+}
+
 /* Counts the pending inotify events per watch; an overflowed queue lost some,
  * so it counts one for every watch. Caller holds the lock. */
 static void chill_watch_drain(void) {
@@ -138,11 +149,12 @@ static void chill_watch_drain(void) {
     while (chill_regions_inotify >= 0 && (n = read(chill_regions_inotify, buf, sizeof buf)) > 0) {
         for (char *p = buf; p < buf + n;) {
             const struct inotify_event *ev = (const struct inotify_event *)p;
+            struct chill_watch *w = chill_watch_find(ev->wd);
             if (ev->mask & IN_Q_OVERFLOW)
-                for (int i = 0; i < chill_watch_cap; i++)
+                for (int i = 0; i < chill_n_watches; i++)
                     chill_watches[i].events++;
-            else if (ev->wd >= 0 && ev->wd < chill_watch_cap)
-                chill_watches[ev->wd].events++;
+            else if (w != NULL)
+                w->events++;
             p += sizeof *ev + ev->len;
         }
     }
@@ -157,7 +169,8 @@ static int chill_region_modified(chill_region *r) {
         r->changed = 1;
     } else if (!r->changed) {
         chill_watch_drain();
-        if (chill_watches[r->wd].events != r->seen) {
+        const struct chill_watch *w = chill_watch_find(r->wd);
+        if (w == NULL || w->events != r->seen) {
             r->changed = 1;
             chill_log(CHILL_LOG_WARN, "region_changed", "name=%s key=%s: truncated, resized or written with write() "
                       "by its owner; served by copies from now on", r->name, r->key);
@@ -215,8 +228,11 @@ static void chill_region_unmap(chill_region *r) {
         chill_hostmem_unregister(r->map);
     if (!r->on_device)
         munmap(r->map, r->map_len);
-    if (r->wd >= 0 && r->wd < chill_watch_cap && --chill_watches[r->wd].users == 0) /* not after shutdown */
+    struct chill_watch *w = r->wd >= 0 ? chill_watch_find(r->wd) : NULL; /* none after shutdown */
+    if (w != NULL && --w->users == 0) {
         inotify_rm_watch(chill_regions_inotify, r->wd);
+        *w = chill_watches[--chill_n_watches];
+    }
     chill_log(CHILL_LOG_INFO, "region_unmapped", "name=%s bytes=%zu", r->name, r->size);
     free(r);
 }
@@ -276,11 +292,30 @@ void chill_regions_shutdown(void) {
     chill_regions_inotify = -1;
     free(chill_watches);
     chill_watches = NULL;
-    chill_watch_cap = 0;
+    chill_n_watches = chill_watch_cap = 0;
     pthread_mutex_unlock(&chill_regions_lock);
 }
 
 /* ---- registration ---------------------------------------------------------- */
+
+/* The watch numbered wd, added to the table when new (the kernel gives an
+ * object's existing watch to a second registration); NULL when out of memory.
+ * Caller holds the lock. */
+static struct chill_watch *chill_watch_add(int wd) {
+    struct chill_watch *w = chill_watch_find(wd);
+    if (w != NULL)
+        return w;
+    if (chill_n_watches == chill_watch_cap) {
+        int cap = 2 * chill_watch_cap + 8;
+        struct chill_watch *grown = realloc(chill_watches, sizeof *grown * (size_t)cap);
+        if (grown == NULL)
+            return NULL;
+        chill_watches = grown;
+        chill_watch_cap = cap;
+    }
+    chill_watches[chill_n_watches] = (struct chill_watch){.wd = wd};
+    return &chill_watches[chill_n_watches++];
+}
 
 /* Watches the object open at fd (r->wd), counting from now; without a watch
  * (inotify refused one) the region is never used in place, only copied. */
@@ -291,22 +326,14 @@ static void chill_region_watch(chill_region *r, int fd) {
     if (chill_regions_inotify < 0)
         chill_regions_inotify = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     int wd = chill_regions_inotify >= 0 ? inotify_add_watch(chill_regions_inotify, path, IN_MODIFY) : -1;
-    if (wd >= chill_watch_cap) {
-        int cap = 2 * wd + 16;
-        struct chill_watch *grown = realloc(chill_watches, sizeof *grown * (size_t)cap);
-        if (grown) {
-            memset(grown + chill_watch_cap, 0, sizeof *grown * (size_t)(cap - chill_watch_cap));
-            chill_watches = grown;
-            chill_watch_cap = cap;
-        } else {
-            wd = -1;
-        }
-    }
-    r->wd = wd;
-    if (wd >= 0) {
+    struct chill_watch *w = wd >= 0 ? chill_watch_add(wd) : NULL;
+    if (wd >= 0 && w == NULL) /* a new watch that the table has no room for */
+        inotify_rm_watch(chill_regions_inotify, wd);
+    r->wd = w != NULL ? wd : -1;
+    if (w != NULL) {
         chill_watch_drain();
-        r->seen = chill_watches[wd].events;
-        chill_watches[wd].users++;
+        r->seen = w->events;
+        w->users++;
     } else {
         chill_log(CHILL_LOG_WARN, "region_unwatched", "name=%s key=%s: cannot watch the object for truncation (%s); "
                   "served by copies", r->name, r->key, strerror(errno));

@@ -6,6 +6,7 @@
 #include <check.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -284,6 +285,30 @@ START_TEST(the_last_region_on_an_object_removes_its_watch) {
 }
 END_TEST
 
+/* Bytes malloc has handed out and not had back. */
+static size_t heap_in_use(void) {
+    struct mallinfo2 m = mallinfo2();
+    return m.uordblks + m.hblkhd;
+}
+
+/* The kernel numbers inotify watches ever upward, so a table of watches
+ * indexed by that number grew with every registration ever made. A client
+ * that registers and unregisters over and over must not grow chilld's heap:
+ * after 1000 rounds, 3000 more hold no more memory. (Under a sanitizer, whose
+ * allocator malloc's count does not see, this checks only that rounds work.) */
+START_TEST(registering_over_and_over_holds_no_more_memory) {
+    size_t warm = 0;
+    for (int i = 0; i < 4000; i++) {
+        ck_assert_int_eq(reg("again", 0, 4096, NULL), 200);
+        ck_assert_int_eq(call("POST", "/v2/systemsharedmemory/region/again/unregister", "", NULL), 200);
+        if (i == 999)
+            warm = heap_in_use();
+    }
+    ck_assert_msg(heap_in_use() <= warm, "the heap grew by %zu bytes over 3000 registrations",
+                  heap_in_use() - warm);
+}
+END_TEST
+
 START_TEST(truncated_object_fails_the_copy) {
     ck_assert_int_eq(reg("trunc", 0, OBJ_BYTES, NULL), 200);
     chill_region_view v;
@@ -322,6 +347,7 @@ Suite *chill_test_suite(void) {
     tcase_add_test(t, a_registration_after_a_truncation_starts_clean);
     tcase_add_test(t, hundreds_of_regions_are_all_watched);
     tcase_add_test(t, the_last_region_on_an_object_removes_its_watch);
+    tcase_add_test(t, registering_over_and_over_holds_no_more_memory);
     tcase_add_test(t, truncated_object_fails_the_copy);
     suite_add_tcase(s, t);
     return s;
