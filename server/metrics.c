@@ -309,4 +309,6 @@ void chill_metrics_init(void) {
         "Resident memory size in bytes.", "");
     chill_m.process_start_time = chill_metric_gauge("process_start_time_seconds",
         "Start time of the process since unix epoch in seconds.", "");
+    chill_m.heap_used_bytes = chill_metric_gauge("chill_heap_used_bytes",
+        "Bytes malloc has handed out and not had back (mallinfo2: uordblks + hblkhd).", "");
 }

@@ -55,6 +55,7 @@ struct chill_server_metrics {
     chill_metric *process_virtual_bytes;  /* process_virtual_memory_bytes */
     chill_metric *process_resident_bytes; /* process_resident_memory_bytes */
     chill_metric *process_start_time;     /* process_start_time_seconds */
+    chill_metric *heap_used_bytes;        /* chill_heap_used_bytes */
 };
 
 extern struct chill_server_metrics chill_m;

@@ -1,7 +1,9 @@
-/* Process metrics from /proc/self: CPU time, memory, descriptors, start time.
- * Linux only, as chilld is; a value /proc does not give (not mounted) is left
- * as it was, so the families stay present and a scrape never fails for them. */
+/* Process metrics from /proc/self: CPU time, memory, descriptors, start time;
+ * and from malloc, the heap in use. Linux and glibc only, as chilld is; a
+ * value /proc does not give (not mounted) is left as it was, so the families
+ * stay present and a scrape never fails for them. */
 #include <dirent.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -57,6 +59,8 @@ static void sample_fds(void) {
 void chill_process_metrics_sample(void) {
     sample_stat();
     sample_fds();
+    struct mallinfo2 heap = mallinfo2();
+    chill_metric_set(chill_m.heap_used_bytes, (double)(heap.uordblks + heap.hblkhd));
     struct rlimit lim;
     if (getrlimit(RLIMIT_NOFILE, &lim) == 0)
         chill_metric_set(chill_m.process_max_fds, lim.rlim_cur == RLIM_INFINITY ? -1.0 : (double)lim.rlim_cur);

@@ -84,7 +84,7 @@ def _merge(base, over):
 class Chilld:
     """A chilld process for one test module; use as a context manager."""
 
-    def __init__(self, config=None, ready_timeout=30.0):
+    def __init__(self, config=None, ready_timeout=30.0, env=None):
         self.dir = tempfile.mkdtemp(prefix="chilld-test-")
         _dirs.append(self.dir)
         self.config_path = os.path.join(self.dir, "chilld.json")
@@ -92,7 +92,7 @@ class Chilld:
         # The free port may be taken by someone else before chilld binds it:
         # then chilld says it cannot listen, and we try another port.
         for attempt in range(3):
-            self._start(config)
+            self._start(config, env)
             try:
                 self._wait_ready(ready_timeout * SLOW)
                 return
@@ -101,7 +101,7 @@ class Chilld:
                     raise
                 self.log.close()
 
-    def _start(self, config):
+    def _start(self, config, env):
         self.port = free_port()
         cfg = {}
         default = os.path.join(ROOT, "config", "chilld.json")
@@ -119,7 +119,8 @@ class Chilld:
             json.dump(cfg, f, indent=1)
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen([CHILLD, "--config", self.config_path],
-                                     stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT)
+                                     stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT,
+                                     env={**os.environ, **(env or {})})
         _running.append(self.proc)
 
     def _wait_ready(self, timeout):
