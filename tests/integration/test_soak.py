@@ -13,10 +13,12 @@ Each round, four clients at once send binary and JSON infers of every mask
 and two dtypes and several shapes, each checked against the reference;
 malformed requests; uploads cut off midway; infers whose tensors live in a
 system shared-memory region registered and unregistered for the purpose;
-and scrapes of /metrics."""
+requests on native-socket connections opened, each with its arena, and
+closed again; and scrapes of /metrics."""
 import json
 import os
 import socket
+import tempfile
 import threading
 import time
 import uuid
@@ -26,6 +28,7 @@ import numpy as np
 import pytest
 
 import lib
+from test_uds_native import RESULT, Conn, layout
 
 CLIENTS = 4
 ROUNDS_WARM = 3
@@ -42,7 +45,10 @@ MASK_PARAMS = {"full": None, "causal": None, "sliding_window": {"left_context": 
 
 @pytest.fixture(scope="module")
 def server():
-    with lib.Chilld({"listen": {"threads": 4}}, env={"GLIBC_TUNABLES": "glibc.malloc.tcache_count=0"}) as s:
+    path = os.path.join(tempfile.mkdtemp(prefix="chilld-soak-"), "chilld.sock")
+    with lib.Chilld({"listen": {"threads": 4}, "unix_socket": {"path": path}},
+                    env={"GLIBC_TUNABLES": "glibc.malloc.tcache_count=0"}) as s:
+        s.sock_path = path
         yield s
 
 
@@ -134,13 +140,31 @@ def through_region(server, conn, rng, i):
         region.unlink()
 
 
+def through_socket(server, conn, rng, i):
+    """A native-socket connection with its own arena: one request, then closed."""
+    mask, args, dt, shape = "sliding_window", (4, 1), ("FP32", "FP16")[i % 2], (1, 2, 1, 48, 48, 32)
+    q, k, v = lib.make_qkv(rng, 1, 2, 1, 48, 48, 32, dt)
+    offs, end = layout(shape, dt)
+    c = Conn(server.sock_path, arena_bytes=end)
+    try:
+        for a, o in zip((q, k, v), offs):
+            c.put(o, a)
+        c.request(7, dt, shape, offs, "sliding_window(4,1)")
+        r = c.read()
+        assert r["type"] == RESULT and r["status"] == 0, r
+        out = c.get(offs[3], lib.np_dtype(dt), q.shape)
+        assert lib.rel_error(out, lib.reference(q, k, v, mask, args)[0]) <= lib.TOL[dt]
+    finally:
+        c.close()
+
+
 def scrape(server, conn, rng, i):
     conn.request("GET", "/metrics")
     r = conn.getresponse()
     assert r.status == 200 and b"chill_requests_total" in r.read()
 
 
-STEPS = [infer, infer, infer, malformed, cut_upload, through_region, scrape]
+STEPS = [infer, infer, infer, malformed, cut_upload, through_region, through_socket, scrape]
 
 
 def client(server, seed, failures):
