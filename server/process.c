@@ -1,7 +1,12 @@
 /* Process metrics from /proc/self: CPU time, memory, descriptors, start time;
  * and from malloc, the heap in use. Linux and glibc only, as chilld is; a
  * value /proc does not give (not mounted) is left as it was, so the families
- * stay present and a scrape never fails for them. */
+ * stay present and a scrape never fails for them.
+ *
+ * Under a sanitizer (make asan, tsan, fuzz) malloc is the sanitizer's, and
+ * glibc's mallinfo2 would read arenas that were never set up; the heap in use
+ * is then the sanitizer's own count, which its runtime defines (the weak
+ * reference below is NULL in a build without one). */
 #include <dirent.h>
 #include <malloc.h>
 #include <stdio.h>
@@ -12,6 +17,8 @@
 
 #include "metrics.h"
 #include "process.h"
+
+size_t __sanitizer_get_current_allocated_bytes(void) __attribute__((weak));
 
 static double seconds(clockid_t clock) {
     struct timespec t;
@@ -56,11 +63,17 @@ static void sample_fds(void) {
     chill_metric_set(chill_m.process_open_fds, n - 1);
 }
 
+static size_t heap_used(void) {
+    if (__sanitizer_get_current_allocated_bytes != NULL)
+        return __sanitizer_get_current_allocated_bytes();
+    struct mallinfo2 heap = mallinfo2();
+    return heap.uordblks + heap.hblkhd;
+}
+
 void chill_process_metrics_sample(void) {
     sample_stat();
     sample_fds();
-    struct mallinfo2 heap = mallinfo2();
-    chill_metric_set(chill_m.heap_used_bytes, (double)(heap.uordblks + heap.hblkhd));
+    chill_metric_set(chill_m.heap_used_bytes, (double)heap_used());
     struct rlimit lim;
     if (getrlimit(RLIMIT_NOFILE, &lim) == 0)
         chill_metric_set(chill_m.process_max_fds, lim.rlim_cur == RLIM_INFINITY ? -1.0 : (double)lim.rlim_cur);

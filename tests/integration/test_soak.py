@@ -37,7 +37,6 @@ ITERATIONS = 100  # per client and round: about 400 requests
 # The heap after a round varies by a few KiB (measured: 248-254 KiB on the
 # dev VM); a leak of 40 bytes an infer added 14 KiB a round, 113 KiB in all.
 SLACK_BYTES = 32 << 10
-SANITIZED = "asan" in lib.BUILD or "tsan" in lib.BUILD
 
 MASK_PARAMS = {"full": None, "causal": None, "sliding_window": {"left_context": 5, "right_context": 2},
                "chunkwise": {"context_size": 8, "back_contexts": 1}, "prefix_lm": {"prefix_size": 6}}
@@ -218,8 +217,7 @@ def test_sustained_traffic_leaves_memory_flat(server):
         growth.append(heap(server) - warm)
     print(f"heap after the warm-up {warm / 1024:.0f} KiB; growth after each round (KiB): "
           f"{[round(g / 1024, 1) for g in growth]}")
-    if not SANITIZED:  # a sanitizer's allocator is its own; its leak check runs at exit
-        assert max(growth) <= SLACK_BYTES, f"the heap grew {max(growth) / 1024:.0f} KiB over {ROUNDS} rounds"
+    assert max(growth) <= SLACK_BYTES, f"the heap grew {max(growth) / 1024:.0f} KiB over {ROUNDS} rounds"
 
 
 if __name__ == "__main__":
