@@ -19,10 +19,14 @@ MAX_BODY = 256 * 1024
 MAX_ELEMENTS = 16384
 
 
+# The limits and the preset the cases are written for (test_soak sends them too).
+CONFIG = {"limits": {"max_body_bytes": MAX_BODY, "max_elements": MAX_ELEMENTS},
+          "presets": {"sw-fixed": "sliding_window(4,0)"}}
+
+
 @pytest.fixture(scope="module")
 def server():
-    with lib.Chilld({"limits": {"max_body_bytes": MAX_BODY, "max_elements": MAX_ELEMENTS},
-                     "presets": {"sw-fixed": "sliding_window(4,0)"}}) as s:
+    with lib.Chilld(CONFIG) as s:
         yield s
 
 
