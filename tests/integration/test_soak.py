@@ -130,11 +130,15 @@ def through_region(server, conn, rng, i):
                                "shared_memory_offset": j * q.nbytes}} for j, (n, a) in enumerate(zip("qkv", (q, k, v)))]
         outs = [{"name": "out", "parameters": {"shared_memory_region": name, "shared_memory_byte_size": q.nbytes,
                                                 "shared_memory_offset": 3 * q.nbytes}}]
-        conn.request("POST", "/v2/models/causal/infer", json.dumps({"inputs": ins, "outputs": outs}).encode(),
-                     {"Content-Type": "application/json"})
-        r = conn.getresponse()
-        body = r.read()
-        assert r.status == 200, body[:300]
+        # First v past the region's end: refused after q's and k's views were taken.
+        past = [dict(x, parameters=dict(x["parameters"], shared_memory_offset=size)) if x["name"] == "v" else x
+                for x in ins]
+        for inputs, status in ((past, 400), (ins, 200)):
+            conn.request("POST", "/v2/models/causal/infer", json.dumps({"inputs": inputs, "outputs": outs}).encode(),
+                         {"Content-Type": "application/json"})
+            r = conn.getresponse()
+            body = r.read()
+            assert r.status == status, body[:300]
         out = np.frombuffer(bytes(region.buf[3 * q.nbytes:4 * q.nbytes]), dtype=q.dtype).reshape(q.shape)
         assert lib.rel_error(out, lib.reference(q, k, v, "causal")[0]) <= lib.TOL[dt]
         conn.request("POST", f"/v2/systemsharedmemory/region/{name}/unregister", b"")
