@@ -33,7 +33,7 @@ from test_uds_native import RESULT, Conn, layout
 
 CLIENTS = 4
 ROUNDS_WARM = 3
-ROUNDS = 8
+ROUNDS = int(os.environ.get("SOAK_ROUNDS", 8))  # more for a longer hunt
 ITERATIONS = 100  # per client and round: about 400 requests
 # The heap after a round varies by a few KiB (measured: 248-254 KiB on the
 # dev VM); a leak of 40 bytes an infer added 14 KiB a round, 113 KiB in all.
