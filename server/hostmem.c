@@ -8,7 +8,6 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
 
 #ifdef CHILL_WITH_CUDA
 #include <cuda_runtime_api.h>
@@ -94,13 +93,6 @@ void *chill_hostmem_alloc(size_t bytes) {
     }
     b->next = NULL;
     return user_of(b);
-}
-
-void *chill_hostmem_calloc(size_t bytes) {
-    void *p = chill_hostmem_alloc(bytes);
-    if (p != NULL)
-        memset(p, 0, bytes);
-    return p;
 }
 
 void chill_hostmem_free(void *p) {

@@ -25,8 +25,6 @@ void chill_hostmem_shutdown(void);
 
 /* A buffer of bytes (256-byte aligned), or NULL when out of memory. */
 void *chill_hostmem_alloc(size_t bytes);
-/* The same, cleared. */
-void *chill_hostmem_calloc(size_t bytes);
 void chill_hostmem_free(void *p);
 
 /* Pins [p, p + bytes) for the GPU when a CUDA backend runs. Returns 1 when
