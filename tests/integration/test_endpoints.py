@@ -223,16 +223,23 @@ def test_process_metrics(server):
     to what /proc says of chilld from outside."""
     pid = server.proc.pid
     one = lambda series, name: series[(name, frozenset())]  # noqa: E731
-    # Open descriptors: chilld's own, plus the scrape's connection while it
-    # answers. Outside, connections of earlier requests may still be closing:
-    # compare once the count is the same before and after a scrape.
-    for _ in range(20):
-        before = len(os.listdir(f"/proc/{pid}/fd"))
-        series = lib.parse_metrics(server.metrics())
-        if len(os.listdir(f"/proc/{pid}/fd")) == before:
+    # Open descriptors: chilld's own and the socket of the connection that
+    # scrapes, open before the count. Connections of earlier requests may
+    # still be closing meanwhile: compare a scrape whose count outside is the
+    # same before and after it.
+    def open_fds():
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    conn = server.connection()
+    conn.connect()
+    for _ in range(50):
+        before = open_fds()
+        conn.request("GET", "/metrics")
+        series = lib.parse_metrics(conn.getresponse().read().decode())
+        if open_fds() == before == one(series, "process_open_fds"):
             break
         time.sleep(0.1)
-    assert one(series, "process_open_fds") == before + 1
+    conn.close()
+    assert one(series, "process_open_fds") == before
     with open(f"/proc/{pid}/limits") as f:
         soft = next(line.split()[3] for line in f if line.startswith("Max open files"))
     assert one(series, "process_max_fds") == (-1 if soft == "unlimited" else int(soft))
