@@ -5,8 +5,8 @@ promtool accepts; the
 Kubernetes/KServe manifests parse as YAML with v2 health probes and scrape
 annotations, and their embedded chilld config passes `chilld --check-config`;
 the Dockerfile's build stage builds chilld from exactly what it copies; and
-every chill_* metric the rules and the dashboard query is one a live chilld
-really exports."""
+every chill_* and process_* metric the rules and the dashboard query is one
+a live chilld really exports."""
 import glob
 import json
 import os
@@ -24,7 +24,7 @@ DEPLOY = os.path.join(lib.ROOT, "deploy")
 RULES = os.path.join(DEPLOY, "prometheus", "chilld-rules.yml")
 DASHBOARD = os.path.join(DEPLOY, "grafana", "chilld-dashboard.json")
 HIST_SUFFIXES = ("_bucket", "_sum", "_count")
-METRIC = r"(?<![\w:])(chill_[a-z_]+)(?![\w:])"  # a metric name, not part of a recorded rule's name
+METRIC = r"(?<![\w:])((?:chill|process)_[a-z_]+)(?![\w:])"  # a metric name, not part of a recorded rule's name
 
 
 def promtool():
@@ -60,6 +60,7 @@ def test_dashboard_has_the_needed_panels():
     assert "rate(chill_attention_flops_total" in text, "FLOP/s"
     assert "chill_requests_queued" in text, "queue depth"
     assert 'code!~"2.."' in text, "errors"
+    assert "chill_heap_used_bytes" in text and "process_open_fds" in text, "host memory and descriptors"
     ids = [p["id"] for p in dash["panels"]]
     assert len(ids) == len(set(ids))
 
