@@ -9,12 +9,12 @@ which moves by megabytes with fragmentation and per-thread arenas. chilld runs
 with malloc's per-thread cache off (GLIBC_TUNABLES), since chunks held there
 count as in use; the count is then flat to a few KiB from the second round on.
 
-Each round, four clients at once send binary and JSON infers of every mask
-and two dtypes and several shapes, each checked against the reference;
-test_malformed's matrix of bad requests; uploads cut off midway; infers whose tensors live in a
-system shared-memory region registered and unregistered for the purpose;
-requests on native-socket connections opened, each with its arena, and
-closed again; and scrapes of /metrics."""
+Each round, four clients at once send binary and JSON infers of every mask,
+two dtypes and several shapes, each checked against the reference;
+test_malformed's matrix of bad requests; uploads cut off midway; infers whose
+tensors live in a system shared-memory region registered and unregistered for
+the purpose; requests on native-socket connections opened, each with its
+arena, and closed again; and scrapes of /metrics."""
 import json
 import os
 import socket
@@ -34,7 +34,7 @@ from test_uds_native import RESULT, Conn, layout
 CLIENTS = 4
 ROUNDS_WARM = 3
 ROUNDS = int(os.environ.get("SOAK_ROUNDS", 8))  # more for a longer hunt
-ITERATIONS = 100  # per client and round: about 400 requests
+ITERATIONS = 100  # steps per client and round: about 550 requests a round
 # The heap after a round varies by a few KiB (measured: 248-254 KiB on the
 # dev VM); a leak of 40 bytes an infer added 14 KiB a round, 113 KiB in all.
 SLACK_BYTES = 32 << 10
