@@ -139,6 +139,10 @@ class Chilld:
         self.kill()
         raise RuntimeError(f"chilld not ready after {timeout:.0f} s:\n{self.log_text()}")
 
+    def open_fds(self):
+        """The descriptors chilld has open, counted from outside (/proc)."""
+        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+
     def log_contains(self, needle):
         self.log.flush()
         with open(self.log_path, "rb") as f:

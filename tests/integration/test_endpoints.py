@@ -227,15 +227,13 @@ def test_process_metrics(server):
     # scrapes, open before the count. Connections of earlier requests may
     # still be closing meanwhile: compare a scrape whose count outside is the
     # same before and after it.
-    def open_fds():
-        return len(os.listdir(f"/proc/{pid}/fd"))
     conn = server.connection()
     conn.connect()
     for _ in range(50):
-        before = open_fds()
+        before = server.open_fds()
         conn.request("GET", "/metrics")
         series = lib.parse_metrics(conn.getresponse().read().decode())
-        if open_fds() == before == one(series, "process_open_fds"):
+        if server.open_fds() == before == one(series, "process_open_fds"):
             break
         time.sleep(0.1)
     conn.close()

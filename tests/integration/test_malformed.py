@@ -5,7 +5,6 @@ the expected 4xx with {"error": ...} naming the field; after each the daemon
 still answers; aborted connections leave no descriptor or request behind;
 and after all of them a valid request still gets the right result."""
 import json
-import os
 import re
 import socket
 import time
@@ -222,10 +221,6 @@ def test_truncated_and_garbage_connections(server):
     assert server.get("/v2/health/live")[0] == 200
 
 
-def open_fds(server):
-    return len(os.listdir(f"/proc/{server.proc.pid}/fd"))
-
-
 def test_aborted_connections_leave_nothing_behind(server):
     """Clients that cut their uploads, send garbage or go away without reading
     the answer leave no socket open in chilld and no request counted as
@@ -233,14 +228,14 @@ def test_aborted_connections_leave_nothing_behind(server):
     body, _ = binary(GOOD)
     head = (f"POST /v2/models/causal/infer HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
             f"Inference-Header-Content-Length: 40\r\n\r\n").encode()
-    before = open_fds(server)
+    before = server.open_fds()
     for _ in range(40):
         raw(server, head + body[:len(body) // 2], read=False)
         raw(server, head, read=False)
         raw(server, b"\x00\xff garbage \r\n\r\n")
         raw(server, head + body, read=False)
     def left():  # descriptors counted before the scrape, whose own connection is one more
-        fds = open_fds(server) - before
+        fds = server.open_fds() - before
         series = lib.parse_metrics(server.metrics())
         return (max(fds, 0), lib.metric_sum(series, "chill_requests_receiving"),
                 lib.metric_sum(series, "chill_requests_in_flight"))

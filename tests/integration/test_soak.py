@@ -202,7 +202,7 @@ def one_round(server, n):
 def left_behind(server, fds_before):
     """(descriptors more than before, regions registered, requests arriving or in flight), once settled."""
     def now():
-        fds = len(os.listdir(f"/proc/{server.proc.pid}/fd")) - fds_before
+        fds = server.open_fds() - fds_before
         series = lib.parse_metrics(server.metrics())
         busy = lib.metric_sum(series, "chill_requests_receiving") + lib.metric_sum(series, "chill_requests_in_flight")
         status, _, body = server.get("/v2/systemsharedmemory/status")
@@ -218,7 +218,7 @@ def test_sustained_traffic_leaves_memory_flat(server):
     for n in range(ROUNDS_WARM):
         one_round(server, n)
     # The first shared-memory registration opens the inotify descriptor for good.
-    fds = len(os.listdir(f"/proc/{server.proc.pid}/fd"))
+    fds = server.open_fds()
     assert left_behind(server, fds) == (0, 0, 0)
     warm = heap(server)
     growth = []
