@@ -8,7 +8,6 @@ bad frame, a client that disconnects mid-request, a peer not on the
 allow-list; each gets its error and chilld keeps serving."""
 import array
 import fcntl
-import math
 import mmap
 import os
 import socket
