@@ -1,8 +1,8 @@
 """Where the host's CPU goes while chilld serves binary HTTP load.
 
 bench/server.sh says how fast; this says what stops it. For every chilld
-configuration asked for (batching on/off, listen.connection_memory_bytes,
-devices.idle_spin_us, devices.gpu_slots) it
+configuration asked for (chilld binary, batching on/off,
+listen.connection_memory_bytes, devices.idle_spin_us, devices.gpu_slots) it
 starts a chilld, drives it with each load generator at each concurrency, and
 prints one JSON line per run:
 
@@ -21,10 +21,14 @@ prints one JSON line per run:
   compute_infer, compute_output
 
 Usage (from the repository root; BUILD as for bench/server.sh):
-  python3 bench/server_cpu.py [--batching off,on] [--connection-memory 32768,262144]
+  python3 bench/server_cpu.py [--chilld build/bin/chilld,/tmp/old/chilld]
+                              [--batching off,on] [--connection-memory 32768,262144]
                               [--idle-spin-us 0,50,200] [--gpu-slots 1,2] [--drivers perf_analyzer,chillctl,python]
                               [--concurrency 1,64]
                               [--rounds 2] [--seconds 3]
+
+Every round starts each configuration afresh, in the same order, so that two
+builds of chilld named in --chilld are compared over interleaved runs (an A/B).
 """
 import argparse
 import json
@@ -85,7 +89,7 @@ def stats(port, model):
 
 
 class Chilld:
-    def __init__(self, build, batching, memory, spin_us, slots, threads, delay_us):
+    def __init__(self, binary, batching, memory, spin_us, slots, threads, delay_us):
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="chilld-cpu-")
         listen = {"address": "127.0.0.1", "port": self.port, "threads": threads}
@@ -102,7 +106,7 @@ class Chilld:
                        "batching": {"enabled": batching, "max_queue_delay_us": delay_us, "max_queue_requests": 4096},
                        "log": {"level": "warn"}}, f)
         self.log = os.path.join(self.dir, "chilld.log")
-        self.proc = subprocess.Popen([os.path.join(build, "bin", "chilld"), "--config", cfg],
+        self.proc = subprocess.Popen([binary, "--config", cfg],
                                      stderr=open(self.log, "w"))
         for _ in range(300):
             try:
@@ -148,6 +152,7 @@ def main():
     ap.add_argument("--model", default="causal")
     ap.add_argument("--shape", default="1,8,256,64")
     ap.add_argument("--dtype", default="FP16", choices=sorted(server_load.NP))
+    ap.add_argument("--chilld", default="", help="chilld binaries to compare, comma-separated; empty: BUILD's")
     ap.add_argument("--batching", default="off,on", help="off, on or both")
     ap.add_argument("--connection-memory", default="0", help="bytes per connection, comma-separated; 0: chilld's default")
     ap.add_argument("--idle-spin-us", default="", help="devices.idle_spin_us, comma-separated; empty: chilld's default")
@@ -162,16 +167,18 @@ def main():
     os.environ["BUILD"] = a.build  # where server_load finds chillctl and perf_analyzer
     spins = [int(x) for x in a.idle_spin_us.split(",")] if a.idle_spin_us else [None]
     slots = [int(x) for x in a.gpu_slots.split(",")] if a.gpu_slots else [None]
-    configs = [(m, b, sp, sl) for m in (int(x) for x in a.connection_memory.split(",")) for b in a.batching.split(",")
-               for sp in spins for sl in slots]
+    binaries = a.chilld.split(",") if a.chilld else [os.path.join(a.build, "bin", "chilld")]
+    configs = [(exe, m, b, sp, sl) for exe in binaries for m in (int(x) for x in a.connection_memory.split(","))
+               for b in a.batching.split(",") for sp in spins for sl in slots]
     for rnd in range(a.rounds):
-        for memory, batching, spin, slot in configs:
-            server = Chilld(a.build, batching == "on", memory, spin, slot, a.threads, a.max_queue_delay_us)
+        for exe, memory, batching, spin, slot in configs:
+            server = Chilld(exe, batching == "on", memory, spin, slot, a.threads, a.max_queue_delay_us)
             try:
                 for c in (int(x) for x in a.concurrency.split(",")):
                     for driver in a.drivers.split(","):
                         row = measure(a, server, driver, c)
-                        print(json.dumps({"round": rnd, "batching": batching, "connection_memory": memory or "default",
+                        print(json.dumps({"round": rnd, "chilld": exe, "batching": batching,
+                                          "connection_memory": memory or "default",
                                           "idle_spin_us": "default" if spin is None else spin,
                                           "gpu_slots": "default" if slot is None else slot, **row}), flush=True)
             finally:
