@@ -31,7 +31,7 @@
 # a prebuilt one runs on a machine without -dev packages.
 #
 # Results: bench/results/colocated-<cpu|gpu>-<date>.md with machine, date and
-# command. COLOC_CHILLD_LOG=FILE keeps chilld's log there; COLOC_CHILLD_FLAGS adds
+# command (BENCH_RESULTS_DIR elsewhere, as for bench/server.sh). COLOC_CHILLD_LOG=FILE keeps chilld's log there; COLOC_CHILLD_FLAGS adds
 # flags to its command line (e.g. --idle-spin-us 0).
 set -euo pipefail
 
@@ -143,7 +143,7 @@ copy=$("$BUILD/bin/colocated_copy" "$large" --reps 5 2>/dev/null)
 echo "large copy: $copy"
 
 date_utc=$(date -u +%Y-%m-%d)
-out="bench/results/colocated-$label-$date_utc.md"
+out="${BENCH_RESULTS_DIR:-bench/results}/colocated-$label-$date_utc.md"
 machine="$(uname -m), $(nproc) cores, $(awk -F: '/model name/ {sub(/^ /, "", $2); print $2; exit}' /proc/cpuinfo)"
 {
   echo "# Co-located paths (system shm, native socket), $label, $date_utc"
