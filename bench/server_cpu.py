@@ -29,12 +29,16 @@ Usage (from the repository root; BUILD as for bench/server.sh):
 
 Every round starts each configuration afresh, in the same order, so that two
 builds of chilld named in --chilld are compared over interleaved runs (an A/B).
+At the end, on stderr, a markdown table of each configuration's median over the
+rounds with its range.
 """
 import argparse
+import collections
 import json
 import os
 import re
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -146,6 +150,24 @@ def measure(a, server, driver, c):
             **{k: mean(k) for k in ("compute_input", "queue", "compute_infer", "compute_output")}}
 
 
+KEYS = ("chilld", "batching", "connection_memory", "idle_spin_us", "gpu_slots", "driver", "concurrency")
+
+
+def summary(rows):
+    """A markdown table: per configuration, the median over rounds and the range."""
+    runs = collections.defaultdict(list)
+    for r in rows:
+        runs[tuple(r[k] for k in KEYS)].append(r)
+    lines = ["| " + " | ".join(KEYS) + " | rounds | requests/s | p50 µs | p99 µs | mean batch |",
+             "|" + "---|" * (len(KEYS) + 5)]
+    for key, rs in runs.items():
+        cell = lambda f: "%.1f (%.1f-%.1f)" % (statistics.median(r[f] for r in rs), min(r[f] for r in rs),
+                                              max(r[f] for r in rs))
+        lines.append("| " + " | ".join(str(k) for k in key) + f" | {len(rs)} | {cell('rps')} | {cell('p50_us')} | "
+                     f"{cell('p99_us')} | {statistics.median(r['mean_batch'] for r in rs):.2f} |")
+    return "\n".join(lines)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--build", default=os.environ.get("BUILD", "build"))
@@ -170,19 +192,22 @@ def main():
     binaries = a.chilld.split(",") if a.chilld else [os.path.join(a.build, "bin", "chilld")]
     configs = [(exe, m, b, sp, sl) for exe in binaries for m in (int(x) for x in a.connection_memory.split(","))
                for b in a.batching.split(",") for sp in spins for sl in slots]
+    rows = []
     for rnd in range(a.rounds):
         for exe, memory, batching, spin, slot in configs:
             server = Chilld(exe, batching == "on", memory, spin, slot, a.threads, a.max_queue_delay_us)
             try:
                 for c in (int(x) for x in a.concurrency.split(",")):
                     for driver in a.drivers.split(","):
-                        row = measure(a, server, driver, c)
-                        print(json.dumps({"round": rnd, "chilld": exe, "batching": batching,
-                                          "connection_memory": memory or "default",
-                                          "idle_spin_us": "default" if spin is None else spin,
-                                          "gpu_slots": "default" if slot is None else slot, **row}), flush=True)
+                        rows.append({"round": rnd, "chilld": exe, "batching": batching,
+                                     "connection_memory": memory or "default",
+                                     "idle_spin_us": "default" if spin is None else spin,
+                                     "gpu_slots": "default" if slot is None else slot,
+                                     **measure(a, server, driver, c)})
+                        print(json.dumps(rows[-1]), flush=True)
             finally:
                 server.stop()
+    print(summary(rows), file=sys.stderr)
     return 0
 
 
