@@ -1,10 +1,11 @@
 /* Per-device queues, batching and workers. One mutex guards every queue (they
  * are short and a worker holds it only to pick a batch); each device has its
- * own condition variable. Each device has two threads: its worker picks
- * batches and starts their launches, up to the backend's slots of packed
- * launches in flight, and its completer waits for each packed launch in
- * the order they started and answers its requests, so the worker starts
- * the next launch (its copies) while the last one's kernel runs. A reaper
+ * own condition variable. Each device has a worker that picks batches and
+ * runs them; where the backend has two or more launch slots it only starts
+ * a packed launch, up to that many in flight, and a completer thread waits
+ * for each in the order they started and answers its requests, so the
+ * worker starts the next launch (its copies) while the last one's kernel
+ * runs. A reaper
  * thread answers queued requests at their deadline (504), even while their
  * device is busy with a long launch. Time spent in the queue, the launch,
  * the batch size, tokens and FLOPs go to the metrics here; the transport
@@ -616,9 +617,10 @@ static void launch_packed(device_queue *d, int slot, chill_request **batch, int 
 }
 
 /* The device's worker: takes each batch, answers what is past its
- * deadline, starts a packed launch and goes on to the next batch while it
- * runs (the completer answers it), or runs an in-place batch and answers it
- * itself. */
+ * deadline, and with two or more slots starts a packed launch and goes on
+ * to the next batch while it runs (the completer answers it); with one slot,
+ * and for in-place batches, it runs the batch to its end and answers it
+ * itself, which spares a thread hand-off per launch. */
 static void *worker(void *arg) {
     device_queue *d = arg;
     chill_scheduler *s = d->s;
@@ -642,11 +644,11 @@ static void *worker(void *arg) {
         pthread_mutex_unlock(&s->lock);
         int total = n;
         answer_expired(batch, &n);
-        if (n > 0 && !runs_in_place(s->b, batch[0])) {
+        if (n > 0 && d->launches != NULL && !runs_in_place(s->b, batch[0])) {
             launch_packed(d, slot, batch, n, total);
         } else {
             if (n > 0)
-                run_in_place(d, batch, n);
+                run_batch(d, batch, n);
             pthread_mutex_lock(&s->lock);
             d->busy = 0;
             pthread_mutex_unlock(&s->lock);
@@ -694,14 +696,14 @@ static void *completer(void *arg) {
 }
 
 /* Starts d's worker, and its completer and launch slots when the backend
- * has packed launches. Threads are named chill-devN and chill-doneN, so top
+ * has two or more slots. Threads are named chill-devN and chill-doneN, so top
  * -H, perf and gdb tell them apart. */
 static void start_device(device_queue *d) {
     chill_scheduler *s = d->s;
     char name[16];
     pthread_cond_init(&d->cond, NULL);
     pthread_cond_init(&d->started, NULL);
-    if (s->b->start != NULL) {
+    if (s->b->slots > 1) {
         d->launches = calloc((size_t)s->b->slots, sizeof *d->launches);
         for (int i = 0; i < s->b->slots; i++)
             d->launches[i].batch = malloc(sizeof *d->launches[i].batch * (size_t)s->max_batch_requests);

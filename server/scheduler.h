@@ -7,10 +7,11 @@
  * (chill_scheduler_announce) and every request in flight is in the batch,
  * as it finds at each submission and when the last one on its way settles.
  * It packs them into one varlen launch, runs it on its backend device and
- * splits the results back. On a backend with launch slots (CUDA) the worker
- * only queues a packed launch and goes on to the next batch; the device's
- * completer thread waits for the launches in order and answers them, so up
- * to devices.gpu_slots launches are in flight per device. A request that
+ * splits the results back. On a backend with two or more launch slots
+ * (CUDA, devices.gpu_slots) the worker only queues a packed launch and goes
+ * on to the next batch; the device's completer thread waits for the launches
+ * in order and answers them, so up to that many are in flight per device.
+ * With one slot the worker waits for each launch itself. A request that
  * would not wait for a batch and finds its device idle runs at once on the
  * thread that submits it, when its transport allows that
  * (devices.direct_max_mflop). Every accepted request is answered exactly once

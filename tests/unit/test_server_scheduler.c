@@ -10,10 +10,12 @@
  * only as long as configured; a request that finds its device idle runs on
  * the submitting thread when the transport allows it and it cannot batch,
  * and a device never runs two launches at once; with launch slots, the
- * worker keeps that many packed launches in flight and no more; a batch
+ * worker keeps that many packed launches in flight and no more (with one,
+ * it waits for each itself, with no completer thread); a batch
  * waits for a request on its way (announced) and not for company that
  * cannot come. */
 #include <check.h>
+#include <dirent.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -640,11 +642,30 @@ START_TEST(withdrawing_the_last_request_on_its_way_starts_the_batch) {
 }
 END_TEST
 
-/* With devices.gpu_slots launches in flight at once: while the completer
- * waits for the first launch (its finish held), the worker starts the next
- * ones until every slot is taken, and no more; nothing is answered before
- * its launch finishes, and each request is answered once with its own
- * result. */
+/* Whether this process has a thread named name. */
+static int has_thread(const char *name) {
+    DIR *dir = opendir("/proc/self/task");
+    struct dirent *e;
+    int found = 0;
+    while (!found && (e = readdir(dir)) != NULL) {
+        char path[300], comm[32] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f == NULL)
+            continue;
+        found = fgets(comm, sizeof comm, f) != NULL && strncmp(comm, name, strlen(name)) == 0 &&
+                (comm[strlen(name)] == '\n' || comm[strlen(name)] == '\0');
+        fclose(f);
+    }
+    closedir(dir);
+    return found;
+}
+
+/* With devices.gpu_slots launches in flight at once: while the first
+ * launch's finish is held (in the completer, or with one slot in the worker
+ * itself, which then has no completer), the worker starts the next ones
+ * until every slot is taken, and no more; nothing is answered before its
+ * launch finishes, and each request is answered once with its own result. */
 START_TEST(the_worker_keeps_up_to_slots_launches_in_flight) {
     cfg.batching = 0;
     for (int slots = 1; slots <= 2; slots++) {
@@ -656,6 +677,7 @@ START_TEST(the_worker_keeps_up_to_slots_launches_in_flight) {
         for (int i = 0; i < 3; i++)
             ck_assert_int_eq(chill_submit(s, make(i)), CHILL_SUBMIT_OK);
         wait_started_and_holding(slots);
+        ck_assert_int_eq(has_thread("chill-done0"), slots > 1);
         pause_ms(20); /* room for a launch too many */
         ck_assert_int_eq(the_fake->launches[0], slots);
         ck_assert_int_eq(the_fake->active, slots);
