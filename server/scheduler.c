@@ -6,9 +6,9 @@
  * for each in the order they started and answers its requests, so the
  * worker starts the next launch (its copies) while the last one's kernel
  * runs. A reaper thread answers queued requests at their deadline (504),
- * even while their device is busy with a long launch. Time spent in the queue, the launch,
- * the batch size, tokens and FLOPs go to the metrics here; the transport
- * records the rest. */
+ * even while their device is busy with a long launch. Time spent in the
+ * queue, the launch, the batch size, tokens and FLOPs go to the metrics
+ * here; the transport records the rest. */
 #include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
