@@ -653,8 +653,10 @@ static int has_thread(const char *name) {
         FILE *f = fopen(path, "r");
         if (f == NULL)
             continue;
-        found = fgets(comm, sizeof comm, f) != NULL && strncmp(comm, name, strlen(name)) == 0 &&
-                (comm[strlen(name)] == '\n' || comm[strlen(name)] == '\0');
+        if (fgets(comm, sizeof comm, f) != NULL) {
+            comm[strcspn(comm, "\n")] = '\0';
+            found = strcmp(comm, name) == 0;
+        }
         fclose(f);
     }
     closedir(dir);
