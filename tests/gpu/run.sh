@@ -33,6 +33,13 @@ gpus=$(seq -s, 0 $((n_gpus - 1)))
 for t in test_devices test_batching test_numerics; do
     CHILLD_TEST_BACKEND=cuda CHILLD_TEST_GPUS=$gpus CHILLD_TEST_ONLY=$t BUILD=$BUILD bash tests/integration/run.sh
 done
+# One launch slot (the worker waits for each launch) and two (a completer
+# answers them): the scheduler's two CUDA paths, whichever is the default.
+for slots in 1 2; do
+    for t in test_batching test_numerics; do
+        CHILLD_TEST_BACKEND=cuda CHILLD_TEST_GPU_SLOTS=$slots CHILLD_TEST_ONLY=$t BUILD=$BUILD bash tests/integration/run.sh
+    done
+done
 if command -v compute-sanitizer >/dev/null 2>&1; then
     for tool in memcheck racecheck; do
         echo "== compute-sanitizer --tool $tool (reduced set)"

@@ -5,7 +5,8 @@ config (config/chilld.json with the test's overrides on top), waits until
 /v2/health/ready answers 200, and stops it with a signal at the end, killing it
 after a bounded wait; an atexit hook kills whatever is left. The backend comes
 from CHILLD_TEST_BACKEND (cpu by default; tests/gpu/run.sh sets cuda) and the
-GPU list from CHILLD_TEST_GPUS ("0,1"), so the same suite runs on either.
+GPU list from CHILLD_TEST_GPUS ("0,1"), so the same suite runs on either;
+CHILLD_TEST_GPU_SLOTS sets devices.gpu_slots (else config/chilld.json's).
 
 The rest builds infer requests (JSON tensors and the binary tensor extension),
 decodes responses, and computes the float64 reference with the mask predicate
@@ -38,6 +39,7 @@ BUILD = os.path.abspath(os.path.join(ROOT, os.environ.get("BUILD", "build")))
 CHILLD = os.path.join(BUILD, "bin", "chilld")
 BACKEND = os.environ.get("CHILLD_TEST_BACKEND", "cpu")
 GPUS = [int(g) for g in os.environ.get("CHILLD_TEST_GPUS", "").split(",") if g != ""]
+GPU_SLOTS = os.environ.get("CHILLD_TEST_GPU_SLOTS")
 # Sanitizer builds are several times slower: every wait scales with this.
 SLOW = float(os.environ.get("CHILLD_TEST_SLOW", "3" if "asan" in BUILD or "tsan" in BUILD else "1"))
 
@@ -111,6 +113,8 @@ class Chilld:
         devices = {"backend": BACKEND}
         if GPUS:
             devices["gpus"] = GPUS
+        if GPU_SLOTS:
+            devices["gpu_slots"] = int(GPU_SLOTS)
         _merge(cfg, {"listen": {"address": "127.0.0.1", "port": self.port},
                      "devices": devices, "log": {"level": "info"}})
         _merge(cfg, config or {})

@@ -2,14 +2,15 @@
 # Runs every integration test: tests/integration/test_*.sh with bash and
 # test_*.py with the venv's python (tests/integration/venv.sh makes it once
 # under $BUILD/venv). Each test starts its own chilld from $BUILD/bin/chilld
-# on a free loopback port (lib.py, lib.sh) and is bounded in time. A test
-# that exits 77 was skipped (it says why). Ends with the summary line
-# "N passed, N failed, N skipped" and exits non-zero when any test failed.
+# on a free loopback port (lib.py; the .sh tests start their own) and is
+# bounded in time. A test that exits 77 was skipped (it says why). Ends with
+# the summary line "N passed, N failed, N skipped" and exits non-zero when
+# any test failed.
 #
 # Environment: BUILD (build folder, default build), CHILLD_TEST_BACKEND
-# (cpu or cuda; default cpu), CHILLD_TEST_GPUS ("0,1"), CHILLD_TEST_TIMEOUT
-# (seconds per test file, default 240), CHILLD_TEST_ONLY (a substring: run
-# only the matching files).
+# (cpu or cuda; default cpu), CHILLD_TEST_GPUS ("0,1"), CHILLD_TEST_GPU_SLOTS
+# (devices.gpu_slots), CHILLD_TEST_TIMEOUT (seconds per test file, default
+# 240), CHILLD_TEST_ONLY (a substring: run only the matching files).
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
