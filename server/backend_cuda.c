@@ -5,8 +5,9 @@
  * host memory (pinned: server/hostmem.h) into its slot's buffer, the kernel,
  * and the copies of the outputs straight back, all queued on the slot's
  * stream (cu_seqlens stay in host memory, where libchill reads them); the
- * scheduler's completer synchronizes that stream. With two slots the next
- * launch's input copies run while this one's kernel does. In-place runs use
+ * scheduler synchronizes that stream (its worker with one slot, its
+ * completer with more). With two slots the next launch's input copies run
+ * while this one's kernel does. In-place runs use
  * slot 0's stream, so their wait also covers a packed launch queued there.
  * Head dims the GPU kernels do not take run in place on the CPU kernel.
  * After a failure the device is asked whether it can still run work; a sticky

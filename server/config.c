@@ -332,7 +332,7 @@ void chill_config_defaults(chill_config *c) {
     c->connection_memory_bytes = 256 << 10;
     c->backend = CHILL_BACKEND_AUTO;
     c->gpu_pool_bytes = (uint64_t)1 << 30;
-    c->gpu_slots = 2;
+    c->gpu_slots = 1;
     c->pinned_host_bytes = (uint64_t)1 << 30;
     c->idle_spin_us = 50;
     c->direct_max_mflop = 256;
