@@ -7,8 +7,8 @@
  * stream (cu_seqlens stay in host memory, where libchill reads them); the
  * scheduler synchronizes that stream (its worker with one slot, its
  * completer with more). With two slots the next launch's input copies run
- * while this one's kernel does. In-place runs use
- * slot 0's stream, so their wait also covers a packed launch queued there.
+ * while this one's kernel does. In-place runs use slot 0's stream, so their
+ * wait also covers a packed launch queued there.
  * Head dims the GPU kernels do not take run in place on the CPU kernel.
  * After a failure the device is asked whether it can still run work; a sticky
  * error takes it out of service without taking the process down. Built
