@@ -1,11 +1,11 @@
 """chilld names its threads, so that top -H, perf, gdb and /proc tell them
 apart (bench/server_cpu.py reads CPU time by thread name): a worker per
-device (chill-dev0, chill-dev1, ...) and, on the CUDA backend with two or more
-launch slots, the completer that answers its packed launches (chill-done0, ...;
-with one slot the worker answers them itself), the deadline reaper (chill-reaper), the
-unix socket's loop (chill-uds), libmicrohttpd's HTTP pool (MHD-worker) and,
-once the CPU backend has run a request on more than one thread, the CPU
-kernel's pool (chill-cpu)."""
+device (chill-dev0, chill-dev1, ...) and, on the CUDA backend with two or
+more launch slots, the completer that answers its packed launches
+(chill-done0, ...; with one slot the worker answers them itself), the
+deadline reaper (chill-reaper), the unix socket's loop (chill-uds),
+libmicrohttpd's HTTP pool (MHD-worker) and, once the CPU backend has run a
+request on more than one thread, the CPU kernel's pool (chill-cpu)."""
 import os
 import tempfile
 
