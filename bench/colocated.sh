@@ -48,6 +48,8 @@ copy_bin="$BUILD/bin/colocated_copy"
 for f in "$BUILD/bin/chilld" "$ctl"; do
   [ -e "$f" ] || { echo "colocated: $f is missing; run make first" >&2; exit 1; }
 done
+results_dir=${BENCH_RESULTS_DIR:-bench/results}
+mkdir -p "$results_dir"  # before the runs, so that a bad path fails at once
 copy_fresh=""
 if [ -x "$copy_bin" ]; then
   copy_fresh=1
@@ -143,7 +145,7 @@ copy=$("$BUILD/bin/colocated_copy" "$large" --reps 5 2>/dev/null)
 echo "large copy: $copy"
 
 date_utc=$(date -u +%Y-%m-%d)
-out="${BENCH_RESULTS_DIR:-bench/results}/colocated-$label-$date_utc.md"
+out="$results_dir/colocated-$label-$date_utc.md"
 machine="$(uname -m), $(nproc) cores, $(awk -F: '/model name/ {sub(/^ /, "", $2); print $2; exit}' /proc/cpuinfo)"
 {
   echo "# Co-located paths (system shm, native socket), $label, $date_utc"

@@ -31,6 +31,8 @@ http_threads=${BENCH_HTTP_THREADS:-8}
 conn_memory=${BENCH_CONNECTION_MEMORY:+, \"connection_memory_bytes\": $BENCH_CONNECTION_MEMORY}
 chilld="$BUILD/bin/chilld"
 [ -x "$chilld" ] || { echo "bench-server: $chilld is missing; run make first" >&2; exit 1; }
+results_dir=${BENCH_RESULTS_DIR:-bench/results}
+mkdir -p "$results_dir"  # before the runs, so that a bad path fails at once
 
 python=""
 for p in "$BUILD/venv/bin/python" python3; do
@@ -123,7 +125,7 @@ loopback=$(field "$floors" loopback_p50_us)
 loopback_rps=$(field "$floors" loopback_rps)
 
 date_utc=$(date -u +%Y-%m-%d)
-out="${BENCH_RESULTS_DIR:-bench/results}/server-$label-$date_utc.md"
+out="$results_dir/server-$label-$date_utc.md"
 machine="$(uname -m), $(nproc) cores, $(awk -F: '/model name/ {sub(/^ /, "", $2); print $2; exit}' /proc/cpuinfo)"
 [ "$device" = cuda ] && machine="$machine; GPU $(nvidia-smi --query-gpu=name --format=csv,noheader | head -n1)"
 {
