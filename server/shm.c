@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #ifdef CHILL_WITH_CUDA
+#include <cudaTypedefs.h>
 #include <cuda_runtime_api.h>
 #endif
 
@@ -404,6 +405,40 @@ static int chill_b64_decode(const char *s, unsigned char *out, size_t cap) {
     return (int)n;
 }
 
+#ifdef CHILL_WITH_CUDA
+static PFN_cuMemGetAddressRange_v3020 chill_mem_range;
+static pthread_once_t chill_mem_range_once = PTHREAD_ONCE_INIT;
+
+/* The driver's cuMemGetAddressRange, found through the runtime so that chilld
+ * does not link the driver library (it starts on machines without one). */
+static void chill_mem_range_find(void) {
+    enum cudaDriverEntryPointQueryResult found;
+    void *fn = NULL;
+    if (cudaGetDriverEntryPointByVersion("cuMemGetAddressRange", &fn, 12000, cudaEnableDefault, &found) ==
+            cudaSuccess && found == cudaDriverEntryPointSuccess)
+        chill_mem_range = (PFN_cuMemGetAddressRange_v3020)fn;
+    cudaGetLastError();
+}
+
+/* How many bytes of device memory p has before the end of its allocation, on
+ * the current device; 0 when the driver cannot say (the registration then
+ * goes ahead unchecked, with a warning, as it did before the check). */
+static size_t chill_device_extent(const void *p) {
+    pthread_once(&chill_mem_range_once, chill_mem_range_find);
+    CUdeviceptr base = 0;
+    size_t size = 0;
+    if (chill_mem_range == NULL || chill_mem_range(&base, &size, (CUdeviceptr)p) != CUDA_SUCCESS)
+        return 0;
+    return base + size - (CUdeviceptr)p;
+}
+#endif
+
+/* Opens the client's IPC handle on its device. The handle brings its whole
+ * allocation and nothing says how large that is but the driver: a byte_size
+ * past its end would have the kernels read and write memory that is not the
+ * region's (another allocation of chilld's, or a fault that takes the GPU out
+ * of service), so the region must fit in it, as a system region must fit in
+ * its object. */
 static int chill_region_map_cuda(chill_region *r, const char *b64, char *err, size_t errlen) {
     unsigned char handle[CHILL_CUDA_HANDLE_BYTES];
     if (chill_b64_decode(b64, handle, sizeof handle) != CHILL_CUDA_HANDLE_BYTES) {
@@ -423,11 +458,22 @@ static int chill_region_map_cuda(chill_region *r, const char *b64, char *err, si
     cudaGetDevice(&prev);
     cudaSetDevice(r->device);
     cudaError_t e = cudaIpcOpenMemHandle(&r->map, h, cudaIpcMemLazyEnablePeerAccess);
+    size_t extent = e == cudaSuccess ? chill_device_extent(r->map) : 0;
+    if (e == cudaSuccess && extent > 0 && extent < r->size)
+        cudaIpcCloseMemHandle(r->map);
     cudaSetDevice(prev);
     if (e != cudaSuccess) {
         cudaGetLastError();
         snprintf(err, errlen, "cudaIpcOpenMemHandle on device %d failed: %s (a handle from another process on this machine is needed)",
                  r->device, cudaGetErrorString(e));
+        return 400;
+    }
+    if (extent == 0) {
+        chill_log(CHILL_LOG_WARN, "region_size_unchecked", "device=%d bytes=%zu (the driver did not give the "
+                  "allocation's size)", r->device, r->size);
+    } else if (extent < r->size) {
+        snprintf(err, errlen, "byte_size %zu is larger than the device allocation behind the handle, which has %zu "
+                 "bytes from the handle's address", r->size, extent);
         return 400;
     }
     r->data = r->map;

@@ -8,8 +8,9 @@ tritonclient sends it). Infer requests then name the region for every input
 and output; chilld runs on the tensors where they lie. out and lse are read
 back from the device and checked against the float64 reference. Also: the
 status route, an offset outside the region, double registration, a handle
-that is not one, mixing a device region with host tensors, and unregister;
-chilld keeps serving through all of them.
+that is not one, a byte_size larger than the allocation behind the handle,
+mixing a device region with host tensors, and unregister; chilld keeps
+serving through all of them.
 
 Run by tests/gpu/run.sh (make test-gpu) with BUILD set; needs chilld built
 with CUDA, a GPU, numpy and a CUDA runtime (PyTorch's will do)."""
@@ -176,6 +177,8 @@ def failures(server):
         assert st == 400 and "cudaIpcOpenMemHandle" in body["error"], body
         st, body = register(server, "h", region, device=99)
         assert st == 400 and "device_id" in body["error"], body
+        st, body = register(server, "big", region, size=total * 64)  # the kernels would run past the allocation
+        assert st == 400 and "larger than the device allocation" in body["error"], body
         over = {"k": {"shared_memory_offset": total - 64}}
         st, body = post(server, "/v2/models/causal/infer", infer_body(shape, dt, sizes, offs, "f", {}, over))
         assert st == 400 and "outside region" in body["error"], body
