@@ -420,16 +420,24 @@ static void chill_mem_range_find(void) {
     cudaGetLastError();
 }
 
-/* How many bytes of device memory p has before the end of its allocation, on
- * the current device; 0 when the driver cannot say (the registration then
- * goes ahead unchecked, with a warning, as it did before the check). */
-static size_t chill_device_extent(const void *p) {
+/* 0 when r, just opened on the current device, fits in the allocation behind
+ * its handle, else 400 with the handle closed. Where the driver gives no size
+ * the region is taken unchecked, with a warning, as before the check. */
+static int chill_region_fits_device(chill_region *r, char *err, size_t errlen) {
     pthread_once(&chill_mem_range_once, chill_mem_range_find);
-    CUdeviceptr base = 0;
+    CUdeviceptr base = 0, p = (CUdeviceptr)r->map;
     size_t size = 0;
-    if (chill_mem_range == NULL || chill_mem_range(&base, &size, (CUdeviceptr)p) != CUDA_SUCCESS)
+    if (chill_mem_range == NULL || chill_mem_range(&base, &size, p) != CUDA_SUCCESS) {
+        chill_log(CHILL_LOG_WARN, "region_size_unchecked", "device=%d bytes=%zu (the driver did not give the "
+                  "allocation's size)", r->device, r->size);
         return 0;
-    return base + size - (CUdeviceptr)p;
+    }
+    if (base + size - p >= r->size)
+        return 0;
+    cudaIpcCloseMemHandle(r->map);
+    snprintf(err, errlen, "byte_size %zu is larger than the device allocation behind the handle, which has %zu "
+             "bytes from the handle's address", r->size, (size_t)(base + size - p));
+    return 400;
 }
 #endif
 
@@ -458,9 +466,7 @@ static int chill_region_map_cuda(chill_region *r, const char *b64, char *err, si
     cudaGetDevice(&prev);
     cudaSetDevice(r->device);
     cudaError_t e = cudaIpcOpenMemHandle(&r->map, h, cudaIpcMemLazyEnablePeerAccess);
-    size_t extent = e == cudaSuccess ? chill_device_extent(r->map) : 0;
-    if (e == cudaSuccess && extent > 0 && extent < r->size)
-        cudaIpcCloseMemHandle(r->map);
+    int status = e == cudaSuccess ? chill_region_fits_device(r, err, errlen) : 0;
     cudaSetDevice(prev);
     if (e != cudaSuccess) {
         cudaGetLastError();
@@ -468,16 +474,9 @@ static int chill_region_map_cuda(chill_region *r, const char *b64, char *err, si
                  r->device, cudaGetErrorString(e));
         return 400;
     }
-    if (extent == 0) {
-        chill_log(CHILL_LOG_WARN, "region_size_unchecked", "device=%d bytes=%zu (the driver did not give the "
-                  "allocation's size)", r->device, r->size);
-    } else if (extent < r->size) {
-        snprintf(err, errlen, "byte_size %zu is larger than the device allocation behind the handle, which has %zu "
-                 "bytes from the handle's address", r->size, extent);
-        return 400;
-    }
-    r->data = r->map;
-    return 0;
+    if (status == 0)
+        r->data = r->map;
+    return status;
 #else
     snprintf(err, errlen, "CUDA shared memory on device %d needs chilld built with CUDA and a GPU; this one has neither",
              r->device);
