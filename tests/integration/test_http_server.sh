@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # chilld as a program, with curl: --check-config explains a valid file and
 # refuses a wrong one naming the field, --help, a port already taken is a
-# clean exit 1, a request past its timeout parameter is 504, failures count in
-# the statistics extension and in /metrics, the device gauges are there, and
-# SIGINT drains to exit 0. Every wait is bounded; only 127.0.0.1 is used.
+# clean exit 1, failures count in the statistics extension and in /metrics,
+# the device gauges are there, and SIGINT drains to exit 0 (a request past its
+# timeout is test_overload.py's: a 1 us timeout here raced a lone request that
+# starts within 1 us). Every wait is bounded; only 127.0.0.1 is used.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -57,9 +58,6 @@ python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); o={x["name"]:x for 
 assert o["out"]["shape"]==[1,1,4,16] and len(o["out"]["data"])==64 and o["lse"]["shape"]==[1,1,4], r' "$tmp/resp" ||
   fail "the response lacks out or lse"
 
-code=$(infer causal "$(req '"timeout":1')")
-[ "$code" = 504 ] && grep -q 'timeout' "$tmp/resp" || fail "timeout 1 us: $code $(cat "$tmp/resp")"
-
 before=$(curl -s -m 5 "$url/v2/models/causal/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["model_stats"][0]["inference_stats"]["fail"]["count"])')
 code=$(infer causal "$(req '"sm_scale":"big"')")
 [ "$code" = 400 ] && grep -q 'sm_scale' "$tmp/resp" || fail "sm_scale \"big\": $code $(cat "$tmp/resp")"
@@ -68,7 +66,6 @@ after=$(curl -s -m 5 "$url/v2/models/causal/stats" | python3 -c 'import json,sys
 
 metrics=$(curl -s -m 5 "$url/metrics")
 for want in 'chill_device_healthy{device="cpu"} 1' 'chill_requests_queued{device="cpu"} 0' \
-            'chill_requests_total{model="causal",mask="causal",code="504"} 1' \
             'chill_requests_total{model="causal",mask="causal",code="400"} 1' \
             'chill_tokens_total{model="causal",mask="causal",dtype="FP32",kind="query"} 4'; do
   grep -qF "$want" <<<"$metrics" || fail "/metrics lacks: $want"

@@ -73,7 +73,9 @@ def test_timeout_passed_in_the_queue_is_504():
         with lib.upload_on_its_way(server):
             status, _, body = lib.infer(server, "causal", inputs, {"timeout": 1000})
         assert status == 504, body[:300]
-        assert json.loads(body)["error"]
+        assert "timeout" in json.loads(body)["error"]
+        series = lib.parse_metrics(server.metrics())
+        assert lib.metric_sum(series, "chill_requests_total", model="causal", code="504") == 1
         status, headers, body = lib.infer(server, "causal", inputs, {"timeout": 20_000_000})
         assert status == 200, body[:300]
         ref, _ = lib.reference(q, k, v, "causal")
