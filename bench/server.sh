@@ -3,7 +3,9 @@
 # T256 D64 fp16, causal; BENCH_SHAPE/BENCH_DTYPE/BENCH_MASK change them) at
 # concurrency 1, 16 and 64, with batching off and on: requests/s, p50 and p99
 # latency. Then the bare libchill call on the same inputs (bench/bare_call.py,
-# ctypes) and the per-request overhead over it at concurrency 1.
+# ctypes) and the per-request overhead over it at concurrency 1, with
+# perf_analyzer its split of the mean request into client, network and server
+# stages.
 #
 # Load generator: the stock perf_analyzer when one runs ($BUILD/venv/bin or
 # PATH), else chillctl bench (C, libcurl), else bench/server_load.py's Python
@@ -95,8 +97,12 @@ load() { # $1: concurrency; prints one JSON line with rps, p50_us, p99_us, error
 }
 
 field() { "$python" -c "import json,sys; print('%.1f' % json.loads(sys.argv[1])['$2'])" "$1"; }
+stages() { # perf_analyzer's split of the mean request, as "Client Send 62, ..."; empty for the other drivers
+  "$python" -c "import json,sys; print(', '.join('%s %.0f' % kv for kv in json.loads(sys.argv[1]).get('stages_us', {}).items()))" "$1"
+}
 
 rows=()
+stages_at_1=""
 declare -A p50_at_1 rps_at
 for batching in false true; do
   start_chilld $batching
@@ -107,6 +113,7 @@ for batching in false true; do
     rows+=("| $([ $batching = true ] && echo on || echo off) | $c | $(field "$r" rps) | $(field "$r" p50_us) | $(field "$r" p99_us) |")
     echo "batching $batching, concurrency $c: $r"
     [ "$c" = 1 ] && p50_at_1[$batching]=$(field "$r" p50_us)
+    [ "$c" = 1 ] && [ $batching = false ] && stages_at_1=$(stages "$r")
     rps_at[$batching,$c]=$(field "$r" rps)
   done
   stop_chilld
@@ -145,6 +152,10 @@ machine="$(uname -m), $(nproc) cores, $(awk -F: '/model name/ {sub(/^ /, "", $2)
   if [ -n "${p50_at_1[false]:-}" ]; then
     echo "Per-request overhead at concurrency 1 (server p50 − bare p50): batching off $(overhead "${p50_at_1[false]}") µs,"
     echo "batching on $(overhead "${p50_at_1[true]}") µs."
+  fi
+  if [ -n "$stages_at_1" ]; then
+    echo "Where the mean request's time goes at concurrency 1, batching off (perf_analyzer's split, µs; the server's"
+    echo "parts are chilld's statistics, Network+Server Send/Recv the rest of the client's HTTP time): $stages_at_1."
   fi
   echo
   echo "Floors under that overhead, same run (bench/floors.py): a TCP round trip over 127.0.0.1 carrying the"

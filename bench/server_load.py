@@ -5,6 +5,8 @@ Three drivers with the same shape of result ({"rps", "p50_us", "p99_us",
 
   perf_analyzer(...)  runs the stock Triton perf_analyzer (binary tensors over
                       HTTP, fixed concurrency) on input data written here;
+                      its result also has "stages_us", the mean request's
+                      time split into PA_STAGES;
   chillctl_load(...)  runs `chillctl bench --transport http` ($BUILD/bin), the
                       C client (libcurl);
   python_load(...)    the fallback where neither runs: N threads, each with a
@@ -31,6 +33,11 @@ import time
 import numpy as np
 
 NP = {"FP32": np.float32, "FP16": np.float16}
+
+# perf_analyzer's CSV columns that split a request's mean latency (µs): its own
+# two ends, the time neither side accounts for, and the server's statistics.
+PA_STAGES = ["Client Send", "Network+Server Send/Recv", "Server Queue", "Server Compute Input",
+             "Server Compute Infer", "Server Compute Output", "Client Recv"]
 
 
 def make_inputs(shape, dtype, seed=0):
@@ -81,7 +88,7 @@ def perf_analyzer(url, model, shape, dtype, concurrency, seconds, pa=None):
             row = next(csv.DictReader(f))
         return {"driver": "perf_analyzer", "rps": float(row["Inferences/Second"]),
                 "p50_us": float(row["p50 latency"]), "p99_us": float(row["p99 latency"]),
-                "errors": 0, "log": log}
+                "stages_us": {k: float(row[k]) for k in PA_STAGES}, "errors": 0, "log": log}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
