@@ -36,6 +36,8 @@ def test_load_completes_without_errors(server, concurrency):
     if pa is not None:
         res = server_load.perf_analyzer(server.url(), "causal", SHAPE, "FP16", concurrency, seconds, pa)
         assert "error" not in res["log"].lower(), res["log"][-2000:]
+        # perf_analyzer's server stages are read from chilld's statistics extension
+        assert res["stages_us"]["Server Compute Infer"] > 0, res["stages_us"]
     else:
         print("perf_analyzer is not runnable here; driving the same load with bench/server_load.py")
         res = server_load.python_load(server.url(), "causal", SHAPE, "FP16", concurrency, seconds)
