@@ -9,11 +9,14 @@
 #
 # Load generator: the stock perf_analyzer when one runs ($BUILD/venv/bin or
 # PATH), else chillctl bench (C, libcurl), else bench/server_load.py's Python
-# client; BENCH_DRIVER=perf_analyzer|chillctl|python forces one. Nothing is
-# installed here, so it works offline on a GPU machine with what is present.
+# client; BENCH_DRIVER=perf_analyzer|chillctl|python forces one, and
+# BENCH_DRIVER=perf_analyzer:system|perf_analyzer:cuda has perf_analyzer pass
+# the tensors in shared memory of that kind (the HTTP body is then the JSON
+# header alone). Nothing is installed here, so it works offline on a GPU
+# machine with what is present.
 # The backend is chosen by chilld (CUDA when a GPU is visible);
 # BENCH_BACKEND=cpu|cuda forces it. Results go to
-# bench/results/server-<cpu|gpu>-<date>.md with machine, date and command
+# bench/results/server-<cpu|gpu>[-<system|cuda>shm]-<date>.md with machine, date and command
 # (BENCH_RESULTS_DIR elsewhere). BENCH_SECONDS, BENCH_CONCURRENCY ("1 16 64")
 # shorten a trial run; BENCH_HTTP_THREADS (8) sets chilld's listen.threads and
 # BENCH_CONNECTION_MEMORY its listen.connection_memory_bytes (default: chilld's);
@@ -58,6 +61,13 @@ if [ "$backend" = cuda ] || { [ "$backend" = auto ] && command -v nvidia-smi >/d
   device=cuda
 fi
 label=$([ "$device" = cuda ] && echo gpu || echo cpu)
+tensors="binary tensors over HTTP/1.1 keep-alive"
+file_label=$label
+case $driver in
+  *:system | *:cuda)
+    file_label=$label-${driver#*:}shm
+    tensors="tensors in ${driver#*:} shared memory registered by the client, the JSON header over HTTP/1.1 keep-alive";;
+esac
 
 tmp=$(mktemp -d)
 pid=""
@@ -132,7 +142,7 @@ loopback=$(field "$floors" loopback_p50_us)
 loopback_rps=$(field "$floors" loopback_rps)
 
 date_utc=$(date -u +%Y-%m-%d)
-out="$results_dir/server-$label-$date_utc.md"
+out="$results_dir/server-$file_label-$date_utc.md"
 machine="$(uname -m), $(nproc) cores, $(awk -F: '/model name/ {sub(/^ /, "", $2); print $2; exit}' /proc/cpuinfo)"
 [ "$device" = cuda ] && machine="$machine; GPU $(nvidia-smi --query-gpu=name --format=csv,noheader | head -n1)"
 {
@@ -140,8 +150,8 @@ machine="$(uname -m), $(nproc) cores, $(awk -F: '/model name/ {sub(/^ /, "", $2)
   echo
   echo "- machine: $machine"
   echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-  echo "- command: \`make bench-server BUILD=$BUILD\` (bench/server.sh; BENCH_SECONDS=$seconds)"
-  echo "- request: $mask, shape [B,H,T,D] = [$shape], $dtype, binary tensors over HTTP/1.1 keep-alive"
+  echo "- command: \`make bench-server BUILD=$BUILD\` (bench/server.sh; BENCH_SECONDS=$seconds${BENCH_DRIVER:+, BENCH_DRIVER=$BENCH_DRIVER})"
+  echo "- request: $mask, shape [B,H,T,D] = [$shape], $dtype, $tensors"
   echo "- load generator: $driver; chilld backend: $device (config backend \"$backend\"), $http_threads HTTP threads, connection memory ${BENCH_CONNECTION_MEMORY:-the default}"
   echo
   echo "| batching | concurrency | requests/s | p50 µs | p99 µs |"
@@ -158,6 +168,7 @@ machine="$(uname -m), $(nproc) cores, $(awk -F: '/model name/ {sub(/^ /, "", $2)
     echo "parts are chilld's statistics, Network+Server Send/Recv the rest of the client's HTTP time): $stages_at_1."
   fi
   echo
+  [ "$file_label" = "$label" ] || echo "(These floors are the binary HTTP path's: this run's tensors did not cross TCP.)"
   echo "Floors under that overhead, same run (bench/floors.py): a TCP round trip over 127.0.0.1 carrying the"
   echo "request's input bytes one way and its output bytes back (plain sockets, no HTTP) takes $loopback µs."
   echo "On $cmax such connections at once (a process each, Python's own work included) the loopback carries"

@@ -6,7 +6,9 @@ Three drivers with the same shape of result ({"rps", "p50_us", "p99_us",
   perf_analyzer(...)  runs the stock Triton perf_analyzer (binary tensors over
                       HTTP, fixed concurrency) on input data written here;
                       its result also has "stages_us", the mean request's
-                      time split into PA_STAGES;
+                      time split into PA_STAGES. As "perf_analyzer:system" or
+                      "perf_analyzer:cuda" the tensors go in shared memory of
+                      that kind instead, registered by perf_analyzer;
   chillctl_load(...)  runs `chillctl bench --transport http` ($BUILD/bin), the
                       C client (libcurl);
   python_load(...)    the fallback where neither runs: N threads, each with a
@@ -15,7 +17,8 @@ Three drivers with the same shape of result ({"rps", "p50_us", "p99_us",
 
 Run as a script it prints one JSON line:
   server_load.py --url 127.0.0.1:8000 --model causal --shape 1,8,256,64
-                 --dtype FP16 --concurrency 16 --seconds 5 [--driver auto|perf_analyzer|chillctl|python]
+                 --dtype FP16 --concurrency 16 --seconds 5 [--driver auto|perf_analyzer|chillctl|python|
+                                                               perf_analyzer:system|perf_analyzer:cuda]
 """
 import argparse
 import base64
@@ -33,6 +36,7 @@ import time
 import numpy as np
 
 NP = {"FP32": np.float32, "FP16": np.float16}
+DRIVERS = ["perf_analyzer", "perf_analyzer:system", "perf_analyzer:cuda", "chillctl", "python"]
 
 # perf_analyzer's CSV columns that split a request's mean latency (µs): its own
 # two ends, the time neither side accounts for, and the server's statistics.
@@ -64,7 +68,14 @@ def find_perf_analyzer():
     return cand if b"concurrency-range" in r.stdout + r.stderr else None
 
 
-def perf_analyzer(url, model, shape, dtype, concurrency, seconds, pa=None):
+def output_bytes(shape, dtype):
+    """The larger of a request's two outputs: out [B, H, T, D] in dtype, lse [B, H, T] in FP32."""
+    b, h, t, d = shape
+    return b * h * t * max(d * np.dtype(NP[dtype]).itemsize, 4)
+
+
+def perf_analyzer(url, model, shape, dtype, concurrency, seconds, pa=None, memory="none"):
+    """memory: none (tensors in the HTTP body), system or cuda (shared memory)."""
     pa = pa or find_perf_analyzer()
     if pa is None:
         raise RuntimeError("perf_analyzer not found or not runnable")
@@ -79,7 +90,8 @@ def perf_analyzer(url, model, shape, dtype, concurrency, seconds, pa=None):
         cmd = [pa, "-m", model, "-u", url, "-i", "http", "--input-data", data_path,
                "--concurrency-range", f"{concurrency}:{concurrency}",
                "--measurement-interval", str(int(seconds * 1000)), "--measurement-mode", "time_windows",
-               "--stability-percentage", "999", "--max-trials", "3", "-f", csv_path]
+               "--stability-percentage", "999", "--max-trials", "3", "-f", csv_path,
+               "--shared-memory", memory, "--output-shared-memory-size", str(output_bytes(shape, dtype))]
         r = subprocess.run(cmd, capture_output=True, timeout=120 + 10 * seconds)
         log = (r.stdout + r.stderr).decode(errors="replace")
         if r.returncode != 0:
@@ -156,9 +168,10 @@ def chillctl_load(url, model, shape, dtype, concurrency, seconds):
 
 
 def drive(driver, url, model, shape, dtype, concurrency, seconds):
-    """One run of the named driver (perf_analyzer's log left out)."""
-    if driver == "perf_analyzer":
-        res = perf_analyzer(url, model, shape, dtype, concurrency, seconds)
+    """One run of the named driver, one of DRIVERS (perf_analyzer's log left out)."""
+    name, _, memory = driver.partition(":")
+    if name == "perf_analyzer":
+        res = perf_analyzer(url, model, shape, dtype, concurrency, seconds, memory=memory or "none")
         res.pop("log")
         return res
     if driver == "chillctl":
@@ -174,7 +187,7 @@ def main():
     ap.add_argument("--dtype", default="FP16", choices=sorted(NP))
     ap.add_argument("--concurrency", type=int, default=1)
     ap.add_argument("--seconds", type=float, default=5)
-    ap.add_argument("--driver", default="auto", choices=["auto", "perf_analyzer", "chillctl", "python"])
+    ap.add_argument("--driver", default="auto", choices=["auto"] + DRIVERS)
     a = ap.parse_args()
     shape = [int(x) for x in a.shape.split(",")]
     driver = a.driver

@@ -731,7 +731,10 @@ static void write_values(FILE *f, const chill_output_spec *s, chill_dtype dt, in
 }
 
 /* One output of the response, after sep: its description, and its bytes as
- * a binary segment, written to its system region, or as JSON data. */
+ * a binary segment, written to its system region, or as JSON data. An output
+ * in a region is described by name, datatype and shape alone, as Triton does:
+ * Triton's C++ client (perf_analyzer's) takes any "parameters" of an output
+ * for a binary segment and fails without its binary_data_size. */
 static int encode_output(chill_infer *inf, FILE *f, const char *sep, chill_output_spec *s, const char *name,
                          int is_lse, char *err, size_t errlen) {
     if (!s->returned)
@@ -745,7 +748,7 @@ static int encode_output(chill_infer *inf, FILE *f, const char *sep, chill_outpu
         chill_region_view *v = &inf->views[s->view];
         if (!s->direct && !v->on_device && chill_region_write(v, s->data, s->bytes, err, errlen) != 0)
             return 400;
-        fprintf(f, ",\"parameters\":{\"shared_memory_byte_size\":%zu}}", s->bytes);
+        fputs("}", f);
         return 200;
     }
     if (s->binary) {

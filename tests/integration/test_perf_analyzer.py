@@ -1,9 +1,12 @@
 """A short run of the stock Triton perf_analyzer against chilld (it reads
 the model metadata, config and statistics, then drives binary infer requests
 at fixed concurrency) must complete with zero errors, and chilld must count
-no failed request. Where perf_analyzer cannot run (no binary; venv.sh
-installs one), the same load is driven by bench/server_load.py's Python client
-and the test says so."""
+no failed request: with the tensors in the HTTP body, in system shared memory
+and, on the CUDA backend, in CUDA shared memory (perf_analyzer registers the
+regions; its C++ client rejects an answer that describes an output in a region
+with anything but name, datatype and shape). Where perf_analyzer cannot run
+(no binary; venv.sh installs one), the body's load is driven by
+bench/server_load.py's Python client and the test says so."""
 import os
 import sys
 
@@ -28,13 +31,19 @@ def failed_requests(server):
     return sum(v for (n, ls), v in series.items() if n == "chill_requests_total" and dict(ls).get("code") != "200")
 
 
+MEMORY = ["none", "system"] + (["cuda"] if lib.BACKEND == "cuda" else [])
+
+
+@pytest.mark.parametrize("memory", MEMORY)
 @pytest.mark.parametrize("concurrency", [1, 4])
-def test_load_completes_without_errors(server, concurrency):
+def test_load_completes_without_errors(server, concurrency, memory):
     before = failed_requests(server)
     seconds = 1.5 * lib.SLOW
     pa = server_load.find_perf_analyzer()
+    if pa is None and memory != "none":
+        pytest.skip("perf_analyzer is not runnable here, and only it registers shared memory")
     if pa is not None:
-        res = server_load.perf_analyzer(server.url(), "causal", SHAPE, "FP16", concurrency, seconds, pa)
+        res = server_load.perf_analyzer(server.url(), "causal", SHAPE, "FP16", concurrency, seconds, pa, memory)
         assert "error" not in res["log"].lower(), res["log"][-2000:]
         # perf_analyzer's server stages are read from chilld's statistics extension
         assert res["stages_us"]["Server Compute Infer"] > 0, res["stages_us"]
