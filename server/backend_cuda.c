@@ -59,20 +59,21 @@ static void *cuda_buffer(chill_backend *b, int dev, int slot, size_t bytes, char
     return (char *)gpu_of(b, dev)->pool + (size_t)slot * cap;
 }
 
-/* Queues one copy on stream, host to device (in) or back: a plain copy
- * where both sides are contiguous (a lone request's BHTD tensors), which
- * the driver issues with less work than a 2D one. */
+/* Queues one copy on stream, into the device buffer (in) or back out of it:
+ * a plain copy where both sides are contiguous (a lone request's BHTD
+ * tensors), which the driver issues with less work than a 2D one. The
+ * request's side is host memory or a CUDA shared-memory region on this GPU;
+ * unified addressing tells the driver which (cudaMemcpyDefault). */
 static cudaError_t copy_one(cudaStream_t stream, const chill_copy *c, int in) {
-    void *dst = in ? c->dev : c->host;
-    const void *src = in ? c->host : c->dev;
-    size_t dst_pitch = in ? c->dev_pitch : c->host_pitch, src_pitch = in ? c->host_pitch : c->dev_pitch;
-    enum cudaMemcpyKind kind = in ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost;
+    void *dst = in ? c->dev : c->req;
+    const void *src = in ? c->req : c->dev;
+    size_t dst_pitch = in ? c->dev_pitch : c->req_pitch, src_pitch = in ? c->req_pitch : c->dev_pitch;
     if (c->height == 1 || (dst_pitch == c->width && src_pitch == c->width))
-        return cudaMemcpyAsync(dst, src, c->width * c->height, kind, stream);
-    return cudaMemcpy2DAsync(dst, dst_pitch, src, src_pitch, c->width, c->height, kind, stream);
+        return cudaMemcpyAsync(dst, src, c->width * c->height, cudaMemcpyDefault, stream);
+    return cudaMemcpy2DAsync(dst, dst_pitch, src, src_pitch, c->width, c->height, cudaMemcpyDefault, stream);
 }
 
-/* Queues the copies of list on stream, host to device (in) or back. */
+/* Queues the copies of list on stream, into the device buffer (in) or back. */
 static cudaError_t copy_all(cudaStream_t stream, const chill_copy *list, int n, int in) {
     cudaError_t e = cudaSuccess;
     for (int i = 0; i < n && e == cudaSuccess; i++)

@@ -7,16 +7,17 @@
  * runs_direct in scheduler.c).
  *
  * A request runs either in place, on the tensors where they lie (every
- * request on the CPU; CUDA shared-memory tensors on their GPU; shapes the GPU
- * kernels do not take, on the CUDA backend's CPU fallback), or in a packed
- * launch: the scheduler lays the launch out in a device buffer and lists
- * the rectangular copies that bring each request's inputs there and its
- * outputs back (server/pack.h); start() queues the copies in, the kernel and
+ * request on the CPU; a lone request whose tensors are in CUDA shared memory,
+ * on their GPU; shapes the GPU kernels do not take, on the CUDA backend's CPU
+ * fallback), or in a packed launch: the scheduler lays the launch out in a
+ * device buffer and lists the rectangular copies that bring each request's
+ * inputs there and its outputs back (server/pack.h); start() queues the copies in, the kernel and
  * the copies out, and finish() waits for them. A device has `slots` buffers
  * (each with its own stream on CUDA), so up to that many packed launches are
  * in flight at once and one's copies overlap another's kernel. The copies go
- * straight between the request's own host memory (pinned, server/hostmem.h)
- * and the device, with no staging copy. */
+ * straight between the request's own memory (pinned host memory,
+ * server/hostmem.h, or a CUDA shared-memory region on the same GPU) and the
+ * device buffer, with no staging copy. */
 #ifndef CHILL_SERVER_DEVICE_H
 #define CHILL_SERVER_DEVICE_H
 
@@ -26,11 +27,12 @@
 #include "chill.h"
 #include "config.h"
 
-/* height rows of width bytes, host_pitch apart in host memory and dev_pitch
- * apart in the device buffer (the shape of cudaMemcpy2D). */
+/* height rows of width bytes, req_pitch apart in the request's own memory
+ * (host memory, or device memory for CUDA shared memory) and dev_pitch apart
+ * in the device buffer (the shape of cudaMemcpy2D). */
 typedef struct chill_copy {
-    void *host, *dev;
-    size_t host_pitch, dev_pitch, width, height;
+    void *req, *dev;
+    size_t req_pitch, dev_pitch, width, height;
 } chill_copy;
 
 /* The copies of a packed launch: in[] before the kernel, out[] after it. */

@@ -14,7 +14,7 @@ static size_t align_up(size_t x) { return (x + ALIGN - 1) & ~(size_t)(ALIGN - 1)
 
 int chill_batch_key_equal(const chill_request *a, const chill_request *b) {
     const chill_params *p = &a->params, *q = &b->params;
-    return a->device < 0 && b->device < 0 && p->dtype == q->dtype && p->head_dim == q->head_dim &&
+    return a->device == b->device && p->dtype == q->dtype && p->head_dim == q->head_dim &&
            p->heads_q == q->heads_q && p->heads_kv == q->heads_kv && p->sm_scale == q->sm_scale &&
            p->q_offset == q->q_offset && p->allow_tf32 == q->allow_tf32 &&
            memcmp(&p->mask, &q->mask, sizeof p->mask) == 0;
@@ -85,14 +85,14 @@ static chill_copy *add_copies(chill_copy *c, const chill_tensor *t, int64_t h, i
         return c;
     int64_t s[3];
     strides_of(t, h, tt, d, s);
-    char *host = (char *)t->data + (size_t)(b * s[0]) * es, *dev = sec + (size_t)(row0 * d) * es;
+    char *req = (char *)t->data + (size_t)(b * s[0]) * es, *dev = sec + (size_t)(row0 * d) * es;
     size_t head_pitch = (size_t)(rows * d) * es;
     if (s[2] == d && s[1] >= len * d) {
-        *c++ = (chill_copy){host, dev, (size_t)s[1] * es, head_pitch, (size_t)(len * d) * es, (size_t)h};
+        *c++ = (chill_copy){req, dev, (size_t)s[1] * es, head_pitch, (size_t)(len * d) * es, (size_t)h};
         return c;
     }
     for (int64_t hh = 0; hh < h; hh++)
-        *c++ = (chill_copy){host + (size_t)(hh * s[1]) * es, dev + hh * head_pitch, (size_t)s[2] * es,
+        *c++ = (chill_copy){req + (size_t)(hh * s[1]) * es, dev + hh * head_pitch, (size_t)s[2] * es,
                             (size_t)d * es, (size_t)d * es, (size_t)len};
     return c;
 }

@@ -34,7 +34,8 @@ typedef struct chill_packed {
 } chill_packed;
 
 /* Whether a and b may share one launch: same mask and arguments, dtype, head
- * dim, head counts, sm_scale, q_offset, TF32 choice; both in host memory. */
+ * dim, head counts, sm_scale, q_offset, TF32 choice; both in host memory, or
+ * both in CUDA shared memory on one device. */
 int chill_batch_key_equal(const chill_request *a, const chill_request *b);
 
 /* Valid query plus key tokens of r (what max_batch_tokens counts). */

@@ -171,10 +171,10 @@ static int collect(chill_scheduler *s, device_queue *d, chill_request **out, int
     *full = 0;
     for (int i = 0; i < d->count; i++) {
         chill_request *r = d->items[i];
-        if (n > 0 && (!s->batching || first->device >= 0 || !chill_batch_key_equal(first, r)))
+        if (n > 0 && (!s->batching || !chill_batch_key_equal(first, r)))
             continue;
         int64_t t = chill_request_tokens(r);
-        size_t bb = first->device >= 0 ? 0 : launch_bytes(r);
+        size_t bb = launch_bytes(r);
         if (n > 0 && (tokens + t > s->max_batch_tokens || bytes + bb > s->b->max_launch_bytes)) {
             *full = 1;
             break;
@@ -187,7 +187,7 @@ static int collect(chill_scheduler *s, device_queue *d, chill_request **out, int
             break;
         }
     }
-    if (!s->batching || first->device >= 0)
+    if (!s->batching)
         *full = 1;
     return n;
 }
@@ -336,11 +336,13 @@ static void after_launch(device_queue *d, chill_request **batch, int n, chill_st
     record_launch(d, batch, n);
 }
 
-/* Whether the batch led by first runs in place: tensors already in device
- * memory, and whatever the backend runs in place (everything on the CPU,
- * where a packed launch would only add copies). */
-static int runs_in_place(chill_backend *b, const chill_request *first) {
-    return first->device >= 0 || b->in_place(b, &first->params);
+/* Whether the batch of n led by first runs in place: a lone request whose
+ * tensors are already in device memory, and whatever the backend runs in
+ * place (everything on the CPU, where a packed launch would only add
+ * copies). Requests in CUDA shared memory that share a launch are packed
+ * like any others, their copies staying on the GPU. */
+static int runs_in_place(chill_backend *b, chill_request **batch, int n) {
+    return (batch[0]->device >= 0 && n == 1) || b->in_place(b, &batch[0]->params);
 }
 
 /* Runs the batch's requests in place, one after another, and fills each
@@ -396,7 +398,7 @@ static void end_packed(device_queue *d, int slot, chill_request **batch, int n, 
 /* Runs one batch to its end on this thread (a packed one in slot 0: nothing
  * else is in flight) and fills every request's status (not done() yet). */
 static void run_batch(device_queue *d, chill_request **batch, int n) {
-    if (runs_in_place(d->s->b, batch[0])) {
+    if (runs_in_place(d->s->b, batch, n)) {
         run_in_place(d, batch, n);
         return;
     }
@@ -525,15 +527,15 @@ static int fits_direct(chill_scheduler *s, const chill_request *r) {
     return pairs >= 0 && per_pair * pairs <= s->direct_max_flops;
 }
 
-/* Whether r, which fits_direct(), runs at once on the submitting thread: its
- * device is idle with nothing queued and r would not wait for a batch
- * (batching off, no queue delay, tensors on a GPU, or no other request that
+/* Whether a request that fits_direct() runs at once on the submitting
+ * thread: its device d is idle with nothing queued and the request would not
+ * wait for a batch (batching off, no queue delay, or no other request that
  * could join it). Handing it to the worker instead costs two thread
  * wake-ups, there and back. Caller holds the lock. */
-static int runs_direct(chill_scheduler *s, const device_queue *d, const chill_request *r) {
+static int runs_direct(chill_scheduler *s, const device_queue *d) {
     if (!device_idle(d) || d->count > 0)
         return 0;
-    return !s->batching || s->max_queue_delay_ns == 0 || r->device >= 0 || alone(s, 1);
+    return !s->batching || s->max_queue_delay_ns == 0 || alone(s, 1);
 }
 
 /* Runs r, which runs_direct() chose and marked its device busy for.
@@ -586,7 +588,7 @@ chill_submit_result chill_submit(chill_scheduler *s, chill_request *r) {
         return CHILL_SUBMIT_OK;
     }
     device_queue *d = &s->devs[i];
-    if (small && runs_direct(s, d, r)) {
+    if (small && runs_direct(s, d)) {
         d->busy = 1;
         pthread_mutex_unlock(&s->lock);
         run_direct(d, r);
@@ -643,7 +645,7 @@ static void *worker(void *arg) {
         pthread_mutex_unlock(&s->lock);
         int total = n;
         answer_expired(batch, &n);
-        if (n > 0 && d->launches != NULL && !runs_in_place(s->b, batch[0])) {
+        if (n > 0 && d->launches != NULL && !runs_in_place(s->b, batch, n)) {
             launch_packed(d, slot, batch, n, total);
         } else {
             if (n > 0)

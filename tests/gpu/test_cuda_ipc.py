@@ -10,7 +10,10 @@ back from the device and checked against the float64 reference. Also: the
 status route, an offset outside the region, double registration, a handle
 that is not one, a byte_size larger than the allocation behind the handle,
 mixing a device region with host tensors, and unregister; chilld keeps
-serving through all of them.
+serving through all of them. And dynamic batching of such requests: many
+clients at once, each with its own region, lengths and layout, some sending
+host tensors of the same batch key beside them; every result is checked, and
+requests in regions must have shared launches.
 
 Run by tests/gpu/run.sh (make test-gpu) with BUILD set; needs chilld built
 with CUDA, a GPU, numpy and a CUDA runtime (PyTorch's will do)."""
@@ -20,6 +23,7 @@ import glob
 import json
 import os
 import sys
+import threading
 
 os.environ.setdefault("CHILLD_TEST_BACKEND", "cuda")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
@@ -197,7 +201,99 @@ def failures(server):
         region.free()
 
 
+def batch_histogram(server):
+    """(launches, launches of one request) of chilld's batch-size histogram."""
+    series = lib.parse_metrics(server.metrics())
+    return (lib.metric_sum(series, "chill_batch_requests_count"),
+            lib.bucket_sum(series, "chill_batch_requests", 1.0))
+
+
+def region_client(server, idx, rounds, failures):
+    """rounds requests whose q, k, v, out live in this client's own region:
+    causal or sliding_window, BHTD or BTHD, a length of its own each round,
+    and the client's id in q's values, so that any mix-up shows."""
+    dt = "FP16"
+    mask, args = (("causal", ()), ("sliding_window", (16, 0)))[idx % 2]
+    bthd = idx % 4 >= 2
+    rng = np.random.default_rng(500 + idx)
+    region = DeviceRegion(layout((1, 4, 2, 256, 256, 64), dt)[2])
+    name = f"ipc-batch-{idx}"
+    try:
+        st, body = register(server, name, region)
+        assert st == 200, (st, body)
+        for r in range(rounds):
+            t = 16 + (idx * 37 + r * 11) % 240
+            shape = (1, 4, 2, t, t, 64)
+            sizes, offs, _ = layout(shape, dt)
+            q, k, v = lib.make_qkv(rng, 1, 4, 2, t, t, 64, dt)
+            q = (q + np.asarray(idx / 10, q.dtype)).astype(q.dtype)
+            for a, o in zip((q, k, v), offs):
+                region.put(o, a.transpose(0, 2, 1, 3) if bthd else a)
+            req = infer_body(shape, dt, sizes, offs, name, dict(zip(lib.MASKS[mask], args)))
+            if bthd:
+                req["parameters"]["layout"] = "BTHD"
+                for x in req["inputs"]:
+                    x["shape"] = [x["shape"][0], x["shape"][2], x["shape"][1], x["shape"][3]]
+            st, body = post(server, f"/v2/models/{mask}/infer", req)
+            if st != 200:
+                failures.append(f"region client {idx} round {r}: {st} {body}")
+                continue
+            out = region.get(offs[3], lib.np_dtype(dt), (1, t, 4, 64) if bthd else (1, 4, t, 64))
+            err = lib.rel_error(out.transpose(0, 2, 1, 3) if bthd else out, lib.reference(q, k, v, mask, args)[0])
+            if err > lib.TOL[dt]:
+                failures.append(f"region client {idx} round {r} ({mask}, T {t}): relative error {err:.3g}")
+        post(server, f"/v2/cudasharedmemory/region/{name}/unregister", {})
+    except Exception as e:  # noqa: BLE001 -- any failure of any client fails the test
+        failures.append(f"region client {idx}: {e!r}")
+    finally:
+        region.free()
+
+
+def host_client(server, idx, rounds, failures):
+    """The same batch key as the causal region clients, with host tensors."""
+    rng = np.random.default_rng(900 + idx)
+    for r in range(rounds):
+        t = 32 + (idx * 29 + r * 13) % 200
+        q, k, v = lib.make_qkv(rng, 1, 4, 2, t, t, 64, "FP16")
+        q = (q - np.asarray(idx / 10, q.dtype)).astype(q.dtype)
+        status, headers, body = lib.infer(server, "causal", [("q", q, "FP16"), ("k", k, "FP16"), ("v", v, "FP16")])
+        if status != 200:
+            failures.append(f"host client {idx} round {r}: {status} {body[:200]!r}")
+            continue
+        err = lib.rel_error(lib.decode_infer_response(headers, body)[1]["out"], lib.reference(q, k, v, "causal")[0])
+        if err > lib.TOL["FP16"]:
+            failures.append(f"host client {idx} round {r}: relative error {err:.3g}")
+
+
+def run_clients(targets):
+    failures = []
+    threads = [threading.Thread(target=f, args=(server, i, rounds, failures)) for f, server, i, rounds in targets]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120 * lib.SLOW)
+    assert not any(t.is_alive() for t in threads), "a client got no answer in time"
+    assert not failures, "\n".join(failures)
+
+
+def batching():
+    """Requests in CUDA shared memory share packed launches (their copies stay
+    on the GPU), alone and beside host-memory requests of the same key."""
+    cfg = {"batching": {"enabled": True, "max_queue_delay_us": 20000, "max_batch_requests": 64}}
+    with lib.Chilld(cfg) as server:
+        launches0, single0 = batch_histogram(server)
+        run_clients([(region_client, server, i, 4) for i in range(16)])
+        launches, single = batch_histogram(server)
+        multi = (launches - launches0) - (single - single0)
+        assert multi > 0, f"{launches - launches0} launches for 64 region requests, none with more than one"
+        print(f"ok: 64 requests in CUDA regions from 16 clients, {launches - launches0} launches, {multi} shared")
+        run_clients([(region_client, server, i, 4) for i in range(12)] +
+                    [(host_client, server, i, 4) for i in range(8)])
+        print("ok: region and host-memory clients of one batch key at once, every result its own")
+
+
 def main():
+    batching()
     with lib.Chilld() as server:
         cases = [("causal", (), "FP16", (2, 8, 2, 256, 256, 64)), ("sliding_window", (64, 0), "BF16", (1, 4, 4, 300, 500, 128)),
                  ("chunkwise", (64, 1), "FP32", (1, 2, 1, 128, 128, 64)), ("prefix_lm", (32,), "FP16", (2, 4, 4, 96, 160, 64))]

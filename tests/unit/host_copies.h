@@ -12,8 +12,8 @@ static inline void chill_test_run_copies(const chill_copy *list, int n, int in) 
     for (int i = 0; i < n; i++) {
         const chill_copy *c = &list[i];
         for (size_t r = 0; r < c->height; r++) {
-            char *host = (char *)c->host + r * c->host_pitch, *dev = (char *)c->dev + r * c->dev_pitch;
-            memcpy(in ? dev : host, in ? host : dev, c->width);
+            char *req = (char *)c->req + r * c->req_pitch, *dev = (char *)c->dev + r * c->dev_pitch;
+            memcpy(in ? dev : req, in ? req : dev, c->width);
         }
     }
 }

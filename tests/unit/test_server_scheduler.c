@@ -13,7 +13,9 @@
  * worker keeps that many packed launches in flight and no more (with one,
  * it waits for each itself, with no completer thread); a batch
  * waits for a request on its way (announced) and not for company that
- * cannot come. */
+ * cannot come; requests whose tensors are on a device (CUDA shared memory)
+ * share packed launches with each other, never with requests in host
+ * memory, and one alone runs in place. */
 #include <check.h>
 #include <dirent.h>
 #include <math.h>
@@ -42,6 +44,7 @@ typedef struct fake {
     int fail_device;            /* this device fails for good on its next launch; -1: none */
     int healthy[2];
     int launches[2];
+    int in_place;               /* launches that ran in place (forward(), no copies) */
     int last_batch;             /* sequences in the last launch */
     pthread_t last_thread;      /* the thread that ran the last launch */
     int active, max_active;     /* launches in flight now (started, not finished), and the most at once */
@@ -105,6 +108,7 @@ static void fake_ended(fake *f) {
 }
 
 static chill_status fake_forward(chill_backend *b, int dev, chill_params *p, chill_error *err) {
+    __atomic_add_fetch(&((fake *)b)->in_place, 1, __ATOMIC_RELAXED);
     chill_status st = fake_run((fake *)b, dev, p, NULL, err);
     fake_ended((fake *)b);
     return st;
@@ -319,6 +323,36 @@ START_TEST(different_keys_do_not_share_a_launch) {
     ck_assert_int_eq(the_fake->launches[0], 3);
     for (int i = 0; i < 3; i++)
         check_result(i);
+    chill_scheduler_destroy(s);
+}
+END_TEST
+
+/* The fake's "device" memory is host memory, so a request marked as on
+ * device 0 is what a CUDA shared-memory request is to the scheduler. */
+START_TEST(device_requests_batch_with_each_other_only) {
+    chill_scheduler *s = chill_scheduler_create(&cfg, fake_create(1));
+    gate(1);
+    ck_assert_int_eq(chill_submit(s, make(0)), CHILL_SUBMIT_OK);
+    wait_held();
+    for (int i = 1; i <= 5; i++) {
+        chill_request *r = make(i);
+        r->device = i % 2 == 1 ? 0 : -1; /* 1, 3, 5 on device 0; 2, 4 in host memory */
+        ck_assert_int_eq(chill_submit(s, r), CHILL_SUBMIT_OK);
+    }
+    gate(0);
+    wait_done(6);
+    ck_assert_int_eq(the_fake->launches[0], 3);
+    for (int i = 0; i < 6; i++) {
+        check_result(i);
+        ck_assert_int_eq(reqs[i].r.batch_size, i == 0 ? 1 : i % 2 == 1 ? 3 : 2);
+    }
+    ck_assert_int_eq(the_fake->in_place, 0);
+    chill_request *lone = make(6);
+    lone->device = 0;
+    ck_assert_int_eq(chill_submit(s, lone), CHILL_SUBMIT_OK);
+    wait_done(7);
+    check_result(6);
+    ck_assert_int_eq(the_fake->in_place, 1);
     chill_scheduler_destroy(s);
 }
 END_TEST
@@ -701,6 +735,7 @@ Suite *chill_test_suite(void) {
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, queued_requests_go_out_as_one_batch);
     tcase_add_test(tc, different_keys_do_not_share_a_launch);
+    tcase_add_test(tc, device_requests_batch_with_each_other_only);
     tcase_add_test(tc, queue_bound_refuses);
     tcase_add_test(tc, drain_refuses_new_and_finishes_accepted);
     tcase_add_test(tc, deadline_passed_is_504);
