@@ -11,10 +11,11 @@
  * on their GPU; shapes the GPU kernels do not take, on the CUDA backend's CPU
  * fallback), or in a packed launch: the scheduler lays the launch out in a
  * device buffer and lists the rectangular copies that bring each request's
- * inputs there and its outputs back (server/pack.h); start() queues the copies in, the kernel and
- * the copies out, and finish() waits for them. A device has `slots` buffers
- * (each with its own stream on CUDA), so up to that many packed launches are
- * in flight at once and one's copies overlap another's kernel. The copies go
+ * inputs there and its outputs back (server/pack.h); start() queues the
+ * copies in, the kernel and the copies out, and finish() waits for them. A
+ * device has `slots` buffers (each with its own stream on CUDA), so up to
+ * that many packed launches are in flight at once and one's copies overlap
+ * another's kernel. The copies go
  * straight between the request's own memory (pinned host memory,
  * server/hostmem.h, or a CUDA shared-memory region on the same GPU) and the
  * device buffer, with no staging copy. */
