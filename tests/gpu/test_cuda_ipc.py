@@ -23,7 +23,6 @@ import glob
 import json
 import os
 import sys
-import threading
 
 os.environ.setdefault("CHILLD_TEST_BACKEND", "cuda")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
@@ -201,13 +200,6 @@ def failures(server):
         region.free()
 
 
-def batch_histogram(server):
-    """(launches, launches of one request) of chilld's batch-size histogram."""
-    series = lib.parse_metrics(server.metrics())
-    return (lib.metric_sum(series, "chill_batch_requests_count"),
-            lib.bucket_sum(series, "chill_batch_requests", 1.0))
-
-
 def region_client(server, idx, rounds, failures):
     """rounds requests whose q, k, v, out live in this client's own region:
     causal or sliding_window, BHTD or BTHD, a length of its own each round,
@@ -265,30 +257,19 @@ def host_client(server, idx, rounds, failures):
             failures.append(f"host client {idx} round {r}: relative error {err:.3g}")
 
 
-def run_clients(targets):
-    failures = []
-    threads = [threading.Thread(target=f, args=(server, i, rounds, failures)) for f, server, i, rounds in targets]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120 * lib.SLOW)
-    assert not any(t.is_alive() for t in threads), "a client got no answer in time"
-    assert not failures, "\n".join(failures)
-
-
 def batching():
     """Requests in CUDA shared memory share packed launches (their copies stay
     on the GPU), alone and beside host-memory requests of the same key."""
     cfg = {"batching": {"enabled": True, "max_queue_delay_us": 20000, "max_batch_requests": 64}}
     with lib.Chilld(cfg) as server:
-        launches0, single0 = batch_histogram(server)
-        run_clients([(region_client, server, i, 4) for i in range(16)])
-        launches, single = batch_histogram(server)
+        launches0, single0, _ = lib.batch_histogram(server)
+        lib.run_clients([(region_client, (server, i, 4)) for i in range(16)])
+        launches, single, _ = lib.batch_histogram(server)
         multi = (launches - launches0) - (single - single0)
         assert multi > 0, f"{launches - launches0} launches for 64 region requests, none with more than one"
         print(f"ok: 64 requests in CUDA regions from 16 clients, {launches - launches0} launches, {multi} shared")
-        run_clients([(region_client, server, i, 4) for i in range(12)] +
-                    [(host_client, server, i, 4) for i in range(8)])
+        lib.run_clients([(region_client, (server, i, 4)) for i in range(12)] +
+                        [(host_client, (server, i, 4)) for i in range(8)])
         print("ok: region and host-memory clients of one batch key at once, every result its own")
 
 

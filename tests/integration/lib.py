@@ -24,6 +24,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import numpy as np
@@ -429,6 +430,27 @@ def bucket_sum(series, name, le, **labels):
     want = set(labels.items())
     return sum(v for (n, ls), v in series.items()
                if n == name + "_bucket" and want <= ls and float(dict(ls)["le"]) == le)
+
+
+def batch_histogram(server):
+    """(launches, launches of one request, requests) from chilld's batch-size histogram."""
+    series = parse_metrics(server.metrics())
+    return (metric_sum(series, "chill_batch_requests_count"), bucket_sum(series, "chill_batch_requests", 1.0),
+            metric_sum(series, "chill_batch_requests_sum"))
+
+
+def run_clients(calls, timeout=120.0):
+    """Runs every (function, args) of calls on a thread of its own, all at once;
+    each function is also given a list to append what went wrong to. Fails
+    when a client is not done in time or anything went wrong."""
+    failures = []
+    threads = [threading.Thread(target=f, args=(*args, failures)) for f, args in calls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout * SLOW)
+    assert not any(t.is_alive() for t in threads), "a client got no answer in time"
+    assert not failures, f"{len(failures)} failures, the first: " + "\n".join(failures[:5])
 
 
 def venv_tool(name):

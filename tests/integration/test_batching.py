@@ -6,7 +6,6 @@ checking its own result against the float64 reference. Batching must never
 mix results, and the batch-size histogram must show that launches of more
 than one request really happened. A batch waits for company only while some
 could come: requests one at a time are not held for the queue delay."""
-import threading
 import time
 
 import numpy as np
@@ -61,27 +60,11 @@ def client(server, idx, dt, failures):
             failures.append(f"client {idx} round {r}: {e!r}")
 
 
-def batch_histogram(server):
-    series = lib.parse_metrics(server.metrics())
-    count = lib.metric_sum(series, "chill_batch_requests_count")
-    single = lib.bucket_sum(series, "chill_batch_requests", 1.0)
-    total = lib.metric_sum(series, "chill_batch_requests_sum")
-    return count, single, total
-
-
 @pytest.mark.parametrize("dt", ["FP16", "FP32"])
 def test_concurrent_clients_get_their_own_results(server, dt):
-    count0, single0, total0 = batch_histogram(server)
-    failures = []
-    threads = [threading.Thread(target=client, args=(server, i, dt, failures)) for i in range(CLIENTS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120 * lib.SLOW)
-    assert not any(t.is_alive() for t in threads), "a client got no answer in time"
-    assert not failures, "\n".join(failures)
-
-    count, single, total = batch_histogram(server)
+    count0, single0, total0 = lib.batch_histogram(server)
+    lib.run_clients([(client, (server, i, dt)) for i in range(CLIENTS)])
+    count, single, total = lib.batch_histogram(server)
     requests = total - total0
     assert requests == CLIENTS * ROUNDS, f"the batch histogram counted {requests} requests"
     launches = count - count0

@@ -4,7 +4,6 @@ card), concurrent requests are spread over every device's worker, each
 result equals the float64 reference, and the compute metrics carry one
 device label per worker. tests/gpu/run.sh runs it; with fewer than two
 devices it is skipped."""
-import threading
 
 import numpy as np
 import pytest
@@ -34,13 +33,7 @@ def client(server, idx, failures):
 
 def test_work_spreads_over_every_device():
     with lib.Chilld({"batching": {"enabled": False}, "listen": {"threads": 8}}) as server:
-        failures = []
-        threads = [threading.Thread(target=client, args=(server, i, failures)) for i in range(CLIENTS)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert not failures, failures[:5]
+        lib.run_clients([(client, (server, i)) for i in range(CLIENTS)])
         series = lib.parse_metrics(server.metrics())
         per_device = {dict(ls)["device"]: v for (n, ls), v in series.items()
                       if n == "chill_compute_duration_seconds_count"}

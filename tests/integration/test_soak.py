@@ -19,7 +19,6 @@ import json
 import os
 import socket
 import tempfile
-import threading
 import time
 import uuid
 from multiprocessing import shared_memory
@@ -190,13 +189,7 @@ def client(server, seed, failures):
 
 
 def one_round(server, n):
-    failures = []
-    threads = [threading.Thread(target=client, args=(server, n * CLIENTS + c, failures)) for c in range(CLIENTS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not failures, failures[:3]
+    lib.run_clients([(client, (server, n * CLIENTS + c)) for c in range(CLIENTS)])
 
 
 def left_behind(server, fds_before):
