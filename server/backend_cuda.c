@@ -44,8 +44,8 @@ static const char *cuda_device_name(chill_backend *b, int dev) { return gpu_of(b
 
 static int cuda_device_ordinal(chill_backend *b, int dev) { return gpu_of(b, dev)->ordinal; }
 
-static int cuda_in_place(chill_backend *b, const chill_params *p) {
-    (void)b;
+static int cuda_in_place(chill_backend *b, const chill_params *p, int n) {
+    (void)b, (void)n;
     return !chill_gpu_supports(p->dtype, p->head_dim);
 }
 

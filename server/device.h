@@ -6,19 +6,19 @@
  * the thread that submitted the request when the device was idle: see
  * runs_direct in scheduler.c).
  *
- * A request runs either in place, on the tensors where they lie (every
+ * A request runs either in place, on the tensors where they lie (a lone
  * request on the CPU; a lone request whose tensors are in CUDA shared memory,
  * on their GPU; shapes the GPU kernels do not take, on the CUDA backend's CPU
  * fallback), or in a packed launch: the scheduler lays the launch out in a
- * device buffer and lists the rectangular copies that bring each request's
- * inputs there and its outputs back (server/pack.h); start() queues the
- * copies in, the kernel and the copies out, and finish() waits for them. A
- * device has `slots` buffers (each with its own stream on CUDA), so up to
- * that many packed launches are in flight at once and one's copies overlap
- * another's kernel. The copies go
- * straight between the request's own memory (pinned host memory,
- * server/hostmem.h, or a CUDA shared-memory region on the same GPU) and the
- * device buffer, with no staging copy. */
+ * device buffer (host memory on the CPU) and lists the rectangular copies
+ * that bring each request's inputs there and its outputs back
+ * (server/pack.h); start() queues the copies in, the kernel and the copies
+ * out, and finish() waits for them. A device has `slots` buffers (each with
+ * its own stream on CUDA), so up to that many packed launches are in flight
+ * at once and one's copies overlap another's kernel. The copies go straight
+ * between the request's own memory (pinned host memory, server/hostmem.h, or
+ * a CUDA shared-memory region on the same GPU) and the device buffer, with no
+ * staging copy. */
 #ifndef CHILL_SERVER_DEVICE_H
 #define CHILL_SERVER_DEVICE_H
 
@@ -52,14 +52,14 @@ struct chill_backend {
     const char *(*device_name)(chill_backend *b, int dev);
     /* The CUDA device ordinal of dev (-1 on the CPU). */
     int (*device_ordinal)(chill_backend *b, int dev);
-    /* Whether p runs in place instead of in a packed launch (p's tensors in
-     * host memory; CUDA shared-memory requests always run in place). */
-    int (*in_place)(chill_backend *b, const chill_params *p);
+    /* Whether a batch of n requests led by p runs in place, each request on
+     * its own tensors one after another, instead of as one packed launch
+     * (p's tensors in host memory; the scheduler itself runs a lone CUDA
+     * shared-memory request in place). */
+    int (*in_place)(chill_backend *b, const chill_params *p, int n);
     /* Runs p in place on dev and waits for it. */
     chill_status (*forward)(chill_backend *b, int dev, chill_params *p, chill_error *err);
-    /* Packed launches a device has in flight at most, slots 0..slots-1 (1 on
-     * a backend that runs every request in place: it has no buffer, start
-     * or finish). */
+    /* Packed launches a device has in flight at most, slots 0..slots-1. */
     int slots;
     /* The buffer of dev's slot for a packed launch of bytes, or NULL with a
      * message when no launch that large fits. */

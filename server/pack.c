@@ -148,3 +148,13 @@ void chill_packed_free(chill_packed *pk) {
     free(pk->scratch);
     pk->scratch = NULL;
 }
+
+void chill_copies_run_host(const chill_copy *list, int n, int in) {
+    for (int i = 0; i < n; i++) {
+        const chill_copy *c = &list[i];
+        for (size_t r = 0; r < c->height; r++) {
+            char *req = (char *)c->req + r * c->req_pitch, *dev = (char *)c->dev + r * c->dev_pitch;
+            memcpy(in ? dev : req, in ? req : dev, c->width);
+        }
+    }
+}

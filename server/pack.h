@@ -50,4 +50,9 @@ void chill_pack_plan(chill_request *const *reqs, int n, chill_pack_layout *l);
 int chill_pack(chill_request *const *reqs, int n, const chill_pack_layout *l, void *dev, chill_packed *pk);
 void chill_packed_free(chill_packed *pk);
 
+/* Runs n copies with memcpy, for a launch whose buffer is host memory (the
+ * CPU backend's): in 1 copies the inputs into the buffer, in 0 the outputs
+ * back. */
+void chill_copies_run_host(const chill_copy *list, int n, int in);
+
 #endif

@@ -336,13 +336,13 @@ static void after_launch(device_queue *d, chill_request **batch, int n, chill_st
     record_launch(d, batch, n);
 }
 
-/* Whether the batch of n led by first runs in place: a lone request whose
- * tensors are already in device memory, and whatever the backend runs in
- * place (everything on the CPU, where a packed launch would only add
- * copies). Requests in CUDA shared memory that share a launch are packed
- * like any others, their copies staying on the GPU. */
+/* Whether the batch of n runs in place: a lone request whose tensors are
+ * already in device memory, and what the backend runs in place (a lone
+ * request on the CPU, where packing would only add copies). Requests in CUDA
+ * shared memory that share a launch are packed like any others, their
+ * copies staying on the GPU. */
 static int runs_in_place(chill_backend *b, chill_request **batch, int n) {
-    return (batch[0]->device >= 0 && n == 1) || b->in_place(b, &batch[0]->params);
+    return (batch[0]->device >= 0 && n == 1) || b->in_place(b, &batch[0]->params, n);
 }
 
 /* Runs the batch's requests in place, one after another, and fills each

@@ -4,13 +4,14 @@
  * lengths, seq_lens, layout (BHTD and BTHD) and whether they want lse; each
  * one's output is checked against the float64 reference of that request
  * alone, rows past its seq_lens must stay untouched (NaN poison), and lse is
- * written only for requests that asked. */
+ * written only for requests that asked. The CPU backend's packed launches
+ * (server/backend_cpu.c) are checked the same way. */
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "host_copies.h"
+#include "config.h"
 #include "pack.h"
 #include "ref/ref.h"
 
@@ -114,19 +115,26 @@ static void check_req(const test_req *t, int idx) {
     free(ref), free(ref_lse);
 }
 
-START_TEST(packed_launch_splits_back_exactly) {
-    uint64_t rng = 12345 + (uint64_t)_i;
-    enum { N = 6 };
-    test_req t[N];
+enum { N = 6 };
+
+/* Six requests of every kind: batches of 1-3, BHTD and BTHD, with and
+ * without seq_lens, with and without lse. */
+static void make_six(test_req t[N], chill_request *reqs[N], uint64_t seed) {
+    uint64_t rng = seed;
     make_req(&t[0], 1, 5, 9, 0, 0, 1, &rng);
     make_req(&t[1], 2, 7, 7, 1, 0, 0, &rng);
     make_req(&t[2], 3, 4, 11, 0, 1, 1, &rng);
     make_req(&t[3], 1, 1, 13, 1, 1, 0, &rng);
     make_req(&t[4], 2, 9, 9, 1, 1, 1, &rng);
     make_req(&t[5], 1, 16, 16, 0, 0, 0, &rng);
-    chill_request *reqs[N];
     for (int i = 0; i < N; i++)
         reqs[i] = &t[i].r;
+}
+
+START_TEST(packed_launch_splits_back_exactly) {
+    test_req t[N];
+    chill_request *reqs[N];
+    make_six(t, reqs, 12345 + (uint64_t)_i);
     chill_pack_layout l;
     chill_pack_plan(reqs, N, &l);
     ck_assert_int_eq(l.n_seq, 1 + 2 + 3 + 1 + 2 + 1);
@@ -142,16 +150,52 @@ START_TEST(packed_launch_splits_back_exactly) {
         ck_assert_msg((char *)c->dev >= (char *)buffer && (char *)c->dev + (c->height - 1) * c->dev_pitch + c->width <=
                           (char *)buffer + l.off_out, "copy %d in lands outside the input sections", i);
     }
-    chill_test_run_copies(pk.transfer.in, pk.transfer.n_in, 1);
+    chill_copies_run_host(pk.transfer.in, pk.transfer.n_in, 1);
     chill_error err;
     ck_assert_msg(chill_forward(&pk.params, &err) == CHILL_OK, "%s", err.message);
-    chill_test_run_copies(pk.transfer.out, pk.transfer.n_out, 0);
+    chill_copies_run_host(pk.transfer.out, pk.transfer.n_out, 0);
     chill_packed_free(&pk);
     for (int i = 0; i < N; i++)
         check_req(&t[i], i);
     for (int i = 0; i < N; i++)
         free_req(&t[i]);
     free(buffer);
+}
+END_TEST
+
+/* The CPU backend runs a lone request in place and a batch as one packed
+ * launch in its own buffer, which grows for a larger batch (the second
+ * round) and counts as the device's memory; each request gets its own
+ * result. */
+START_TEST(cpu_backend_packs_batches) {
+    chill_config cfg;
+    chill_config_defaults(&cfg);
+    chill_backend *b = chill_backend_cpu_create(&cfg);
+    for (int round = 0; round < 2; round++) {
+        int n = round == 0 ? 2 : N;
+        test_req t[N];
+        chill_request *reqs[N];
+        make_six(t, reqs, 777 + (uint64_t)round);
+        ck_assert(b->in_place(b, &reqs[0]->params, 1));
+        ck_assert(!b->in_place(b, &reqs[0]->params, n));
+        chill_pack_layout l;
+        chill_pack_plan(reqs, n, &l);
+        char msg[256];
+        void *buffer = b->buffer(b, 0, 0, l.bytes, msg, sizeof msg);
+        ck_assert_msg(buffer != NULL, "%s", msg);
+        ck_assert_uint_ge(b->memory_used(b, 0), l.bytes);
+        chill_packed pk;
+        ck_assert_int_eq(chill_pack(reqs, n, &l, buffer, &pk), 0);
+        chill_error err = {0};
+        ck_assert_msg(b->start(b, 0, 0, &pk.params, &pk.transfer, &err) == CHILL_OK, "%s", err.message);
+        ck_assert_int_eq(b->finish(b, 0, 0, &err), CHILL_OK);
+        chill_packed_free(&pk);
+        for (int i = 0; i < n; i++)
+            check_req(&t[i], i);
+        for (int i = 0; i < N; i++)
+            free_req(&t[i]);
+    }
+    b->destroy(b);
 }
 END_TEST
 
@@ -232,6 +276,7 @@ Suite *chill_test_suite(void) {
     TCase *tc = tcase_create("pack");
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, packed_launch_splits_back_exactly, 0, 4);
+    tcase_add_test(tc, cpu_backend_packs_batches);
     tcase_add_test(tc, tokens_count_valid_rows);
     tcase_add_test(tc, copies_per_layout);
     tcase_add_test(tc, batch_key);

@@ -24,8 +24,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "host_copies.h"
 #include "metrics.h"
+#include "pack.h"
 #include "ref/ref.h"
 #include "scheduler.h"
 
@@ -55,8 +55,8 @@ typedef struct fake {
 static const char *fake_name(chill_backend *b, int dev) { (void)b; return dev == 0 ? "fake:0" : "fake:1"; }
 static int fake_ordinal(chill_backend *b, int dev) { (void)b; return dev; }
 
-static int fake_in_place(chill_backend *b, const chill_params *p) {
-    (void)b, (void)p;
+static int fake_in_place(chill_backend *b, const chill_params *p, int n) {
+    (void)b, (void)p, (void)n;
     return 0;
 }
 
@@ -94,10 +94,10 @@ static chill_status fake_run(fake *f, int dev, chill_params *p, const chill_tran
         return CHILL_ERR_DEVICE;
     }
     if (t != NULL)
-        chill_test_run_copies(t->in, t->n_in, 1);
+        chill_copies_run_host(t->in, t->n_in, 1);
     chill_status st = chill_forward(p, err);
     if (t != NULL && st == CHILL_OK)
-        chill_test_run_copies(t->out, t->n_out, 0);
+        chill_copies_run_host(t->out, t->n_out, 0);
     return st;
 }
 
