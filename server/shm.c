@@ -384,12 +384,17 @@ static int chill_b64_value(int c) {
     return -1;
 }
 
-/* Decodes base64 (standard or URL alphabet, padding optional); the byte count, or -1. */
+/* Decodes base64 (standard or URL alphabet, padding optional, line breaks
+ * and spaces skipped: Triton's C++ client, perf_analyzer's, encodes with
+ * libb64, which breaks lines every 72 characters and ends with one); the
+ * byte count, or -1. */
 static int chill_b64_decode(const char *s, unsigned char *out, size_t cap) {
     size_t n = 0;
     uint32_t acc = 0;
     int bits = 0;
     for (; *s && *s != '='; s++) {
+        if (strchr(" \t\r\n", *s) != NULL)
+            continue;
         int v = chill_b64_value((unsigned char)*s);
         if (v < 0)
             return -1;

@@ -153,6 +153,24 @@ START_TEST(bad_requests_name_the_problem) {
 }
 END_TEST
 
+/* A handle base64-encoded as libb64 does (perf_analyzer's client): a line
+ * break after 72 characters and one at the end. It decodes to its 64 bytes:
+ * the registration gets past the handle to the device (which this test
+ * machine, without a GPU, does not have). */
+START_TEST(a_handle_in_broken_lines_decodes) {
+    char *resp;
+    const char *body = "{\"raw_handle\":{\"b64\":\"" /* 64 bytes 0x00..0x3f */
+                       "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1\\n"
+                       "Njc4OTo7PD0+Pw==\\n\"},\"device_id\":0,\"byte_size\":64}";
+    ck_assert_int_eq(call("POST", "/v2/cudasharedmemory/region/c/register", body, &resp), 400);
+    ck_assert_msg(strstr(resp, "cudaIpcMemHandle") == NULL, "the handle was refused: %s", resp);
+    assert_error_mentions(resp, "device");
+    ck_assert_int_eq(call("GET", "/v2/cudasharedmemory/status", NULL, &resp), 200);
+    ck_assert_str_eq(resp, "[]");
+    free(resp);
+}
+END_TEST
+
 START_TEST(registration_off_in_config) {
     chill_regions_configure(0, 0);
     char *resp;
@@ -341,6 +359,7 @@ Suite *chill_test_suite(void) {
     tcase_add_test(t, register_read_write_unregister);
     tcase_add_test(t, ranges_are_checked);
     tcase_add_test(t, bad_requests_name_the_problem);
+    tcase_add_test(t, a_handle_in_broken_lines_decodes);
     tcase_add_test(t, registration_off_in_config);
     tcase_add_test(t, unregister_while_in_use_keeps_the_view);
     tcase_add_test(t, writes_through_a_mapping_leave_it_unchanged);
