@@ -7,9 +7,9 @@ grows) shows here as heap that each round adds to.
 The heap is malloc's own count (chill_heap_used_bytes) less the CPU
 backend's launch buffer (a bounded pool, reported as the device's memory),
 not resident memory, which moves by megabytes with fragmentation and
-per-thread arenas. chilld runs
-with malloc's per-thread cache off (GLIBC_TUNABLES), since chunks held there
-count as in use; the count is then flat to a few KiB from the second round on.
+per-thread arenas. chilld runs with malloc's per-thread cache off
+(GLIBC_TUNABLES), since chunks held there count as in use; the count is then
+flat to a few KiB from the second round on.
 
 Each round, four clients at once send binary and JSON infers of every mask,
 two dtypes and several shapes, each checked against the reference;
